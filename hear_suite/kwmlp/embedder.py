@@ -1,0 +1,116 @@
+"""KW-MLP as a HEAR embedding model: MFCC frontend + encoder, 1 s chunking, timestamps, pooling.
+
+Exactly the HEAR 2021 ``kwmlp`` procedure (``../shared/specs/kwmlp.md``) for a batch ``(n, L)``:
+
+1. pad ``win/2 - hop`` = 80 zeros in front and ``win/2`` = 240 at the end, so frame k of the
+   padded signal is centred on ``(k + 1) * hop``;
+2. ``n_ts = int((1000 * L_padded / sr - 30) / 10 + 1)`` timestamps ``10, 20, ..., 10 n_ts`` ms;
+3. right-pad to whole seconds (at least one) and cut into 1 s chunks;
+4. each chunk's 98 frame embeddings are extended to 100 by repeating the first and last frame,
+   the chunks are concatenated, and the very first and last frame of the sequence dropped.
+
+The padded audio is never materialised: chunks are cut from the original tensor in blocks of at
+most ``max_chunks`` (all clips of the batch together), so memory stays flat for any length.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, num_chunks, padded_chunks
+from hear_suite.kwmlp.model import KWMLP, KWMLPConfig, build_frontend
+from hear_suite.pooling import get_scene_pooling
+
+SCENE_STEPS = 16
+FRAMES_PER_CHUNK = 100  # 98 encoder frames + the two repeated edge frames
+
+
+class KWMLPEmbedder(nn.Module):
+    """HEAR model: ``sample_rate``, ``timestamp_embedding_size`` (dim), ``scene_embedding_size``
+    (16 * dim). Options: ``scene_pooling`` (``iterative_interpolation``,
+    ``single_interpolation``, ``group_mean``), ``tap_depth`` (embed after block k of L, default L),
+    ``max_chunks`` (chunks encoded at once: bounds memory, not results)."""
+
+    def __init__(self, encoder: KWMLP, *, scene_pooling: str = "iterative_interpolation",
+                 tap_depth: Optional[int] = None, max_chunks: int = 32) -> None:
+        super().__init__()
+        config = encoder.config
+        if tap_depth is None:
+            tap_depth = config.depth
+        if not isinstance(tap_depth, int) or not 1 <= tap_depth <= config.depth:
+            raise ValueError(f"tap_depth must be an int in 1..{config.depth}, got {tap_depth!r}")
+        if not isinstance(max_chunks, int) or max_chunks < 1:
+            raise ValueError(f"max_chunks must be a positive int, got {max_chunks!r}")
+        self.config: KWMLPConfig = config
+        self.frontend = build_frontend(config)
+        self.encoder = encoder.eval()
+        self.scene_pooling = scene_pooling
+        self._pool = get_scene_pooling(scene_pooling)
+        self.tap_depth = tap_depth
+        self.max_chunks = max_chunks
+        self.sample_rate = config.sample_rate
+        self.timestamp_embedding_size = config.dim
+        self.scene_embedding_size = config.dim * SCENE_STEPS
+        # Padding that centres frame k of the padded signal on (k + 1) * hop.
+        self.pad_front = config.win_length // 2 - config.hop_length
+        self.pad_end = config.win_length // 2
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.patch_embed.weight.device
+
+    def embed_chunks(self, chunks: Tensor) -> Tensor:
+        """``(k, chunk_samples)`` -> normalised frame embeddings ``(k, num_frames, dim)``."""
+        tokens = self.encoder.forward_features(self.frontend(chunks), depth=self.tap_depth)
+        # The classifier is replaced by a fresh LayerNorm (weight 1, bias 0): no affine.
+        return F.layer_norm(tokens, tokens.shape[-1:])
+
+    def num_timestamps(self, n_samples: int) -> int:
+        c = self.config
+        padded_ms = 1000 * (n_samples + self.pad_front + self.pad_end) / c.sample_rate
+        win_ms, hop_ms = 1000 * c.win_length / c.sample_rate, 1000 * c.hop_length / c.sample_rate
+        return max(0, int((padded_ms - win_ms) / hop_ms + 1))
+
+    def frame_embeddings(self, audio: Tensor, n_frames: Optional[int] = None) -> Tensor:
+        """Steps 1, 3, 4: ``(n, L)`` -> ``(n, t, dim)`` with ``t = 100 * chunks - 2``, or only
+        the first ``n_frames`` of them. Returned on the audio's device."""
+        audio = check_audio(audio)
+        n, length = audio.shape
+        chunk = self.config.chunk_samples
+        n_chunks = num_chunks(length + self.pad_front + self.pad_end, chunk)
+        total = FRAMES_PER_CHUNK * n_chunks - 2
+        keep = total if n_frames is None else min(n_frames, total)
+        out = audio.new_empty((n, keep, self.config.dim))
+        for clips, chunks in chunk_slices(n, n_chunks, self.max_chunks):
+            x = padded_chunks(audio[clips], chunk=chunk, pad_front=self.pad_front,
+                              start=chunks.start, stop=chunks.stop)
+            bn, bk = x.shape[:2]
+            emb = self.embed_chunks(x.reshape(bn * bk, chunk).to(self.device))
+            emb = torch.cat([emb[:, :1], emb, emb[:, -1:]], dim=1)  # replicate-pad 98 -> 100
+            emb = emb.reshape(bn, bk * FRAMES_PER_CHUNK, -1)
+            # sequence position s holds output frame s - 1 (the first frame is dropped)
+            lo = FRAMES_PER_CHUNK * chunks.start - 1
+            src0, dst0 = max(0, -lo), max(0, lo)
+            dst1 = min(keep, lo + emb.shape[1])
+            if dst1 > dst0:
+                out[clips, dst0:dst1] = emb[:, src0:src0 + dst1 - dst0].to(out.device)
+        return out
+
+    @torch.no_grad()
+    def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> embeddings ``(n, T, dim)`` and timestamps ``(n, T)`` in ms (10 ms hop)."""
+        audio = check_audio(audio)
+        n_ts = self.num_timestamps(audio.shape[1])
+        emb = self.frame_embeddings(audio, n_ts)
+        hop_ms = 1000 * self.config.hop_length / self.config.sample_rate
+        ts = frame_timestamps(audio.shape[0], n_ts, first_ms=hop_ms, hop_ms=hop_ms,
+                              device=audio.device)
+        return emb, ts
+
+    @torch.no_grad()
+    def scene_embeddings(self, audio: Tensor) -> Tensor:
+        """``(n, L)`` -> ``(n, 16 * dim)``, pooled with ``scene_pooling``, feature-major."""
+        return self._pool(self.frame_embeddings(audio), SCENE_STEPS)

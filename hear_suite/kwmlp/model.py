@@ -1,0 +1,181 @@
+"""KW-MLP (Morshed et al.): a gated-MLP (gMLP) encoder over 40 x 98 MFCCs of one second.
+
+Post-norm gMLP blocks, exactly as the HEAR 2021 ``kwmlp`` submission::
+
+    x = x + LayerNorm(proj_out(SpatialGatingUnit(GELU(proj_in(x)))))
+
+``KWMLPConfig`` carries every hyperparameter and the frontend settings; a checkpoint stores it as a
+dict so the model can be rebuilt from the file alone.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hear_suite import frontends
+
+SPEECH_COMMANDS_35: Tuple[str, ...] = tuple(
+    "backward bed bird cat dog down eight five follow forward four go happy house learn left marvin "
+    "nine no off on one right seven sheila six stop three tree two up visual wow yes zero".split()
+)
+
+
+@dataclass(frozen=True)
+class KWMLPConfig:
+    """Everything that defines a KW-MLP model. Defaults: the HEAR 2021 ``kwmlp`` submission."""
+
+    # frontend: nnAudio MFCC of one-second chunks
+    sample_rate: int = 16000
+    n_mfcc: int = 40
+    n_mels: int = 40
+    n_fft: int = 480
+    win_length: int = 480
+    hop_length: int = 160
+    # encoder
+    dim: int = 64
+    depth: int = 12
+    ff_mult: int = 4
+    survival_prob: float = 0.9
+    # pretraining classifier
+    labels: Tuple[str, ...] = field(default=SPEECH_COMMANDS_35)
+
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.dim < 1 or self.ff_mult < 1:
+            raise ValueError(f"depth, dim and ff_mult must be positive: {self}")
+        if not 0.0 < self.survival_prob <= 1.0:
+            raise ValueError(f"survival_prob must be in (0, 1], got {self.survival_prob}")
+        if self.num_frames < 1:
+            raise ValueError("n_fft longer than one second of audio")
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    @property
+    def chunk_samples(self) -> int:
+        """The encoder sees one second at a time."""
+        return self.sample_rate
+
+    @property
+    def num_frames(self) -> int:
+        """MFCC frames (tokens) of one chunk (``center=False``): 98 for the defaults."""
+        return 1 + (self.chunk_samples - self.n_fft) // self.hop_length
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "KWMLPConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown KW-MLP config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def build_frontend(config: KWMLPConfig) -> nn.Module:
+    """nnAudio MFCC layer: ``(n, samples)`` -> ``(n, n_mfcc, frames)``."""
+    return frontends.mfcc(sample_rate=config.sample_rate, n_mfcc=config.n_mfcc,
+                          n_mels=config.n_mels, n_fft=config.n_fft,
+                          win_length=config.win_length, hop_length=config.hop_length,
+                          center=False)
+
+
+class SpatialGatingUnit(nn.Module):
+    """Split channels into ``res`` and ``gate``; normalise ``gate``, mix it across tokens with a
+    learned ``tokens x tokens`` projection, and return ``gate * res``.
+
+    The projection is a ``Conv1d(tokens, tokens, 1)`` (tokens as channels), the parameter layout of
+    the original code; it is computed as one batched matrix product.
+    """
+
+    def __init__(self, *, dim_ff: int, num_tokens: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim_ff // 2)
+        self.proj = nn.Conv1d(num_tokens, num_tokens, 1)
+        # Near-identity start (gMLP): tiny token mixing, bias 1, so the unit begins as `res`.
+        eps = 1e-3 / num_tokens
+        nn.init.uniform_(self.proj.weight, -eps, eps)
+        nn.init.constant_(self.proj.bias, 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, tokens, dim_ff)`` -> ``(B, tokens, dim_ff // 2)``."""
+        res, gate = x.chunk(2, dim=-1)
+        gate = self.norm(gate)
+        b = gate.shape[0]
+        weight = self.proj.weight.squeeze(-1)
+        gate = torch.baddbmm(self.proj.bias[:, None].expand(b, -1, gate.shape[-1]),
+                             weight.expand(b, -1, -1), gate)
+        return gate * res
+
+
+class GatedMLPBlock(nn.Module):
+    """``x + LayerNorm(proj_out(sgu(GELU(proj_in(x)))))``: (B, tokens, dim) -> same."""
+
+    def __init__(self, *, dim: int, dim_ff: int, num_tokens: int) -> None:
+        super().__init__()
+        self.proj_in = nn.Linear(dim, dim_ff)
+        self.sgu = SpatialGatingUnit(dim_ff=dim_ff, num_tokens=num_tokens)
+        self.proj_out = nn.Linear(dim_ff // 2, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.norm(self.proj_out(self.sgu(F.gelu(self.proj_in(x)))))
+
+
+def surviving_blocks(n_blocks: int, survival_prob: float) -> List[int]:
+    """Stochastic depth: indices of the blocks kept for one training step (at least one)."""
+    if survival_prob >= 1.0:
+        return list(range(n_blocks))
+    keep = (torch.rand(n_blocks) < survival_prob).tolist()
+    if not any(keep):
+        keep[random.randrange(n_blocks)] = True
+    return [i for i, k in enumerate(keep) if k]
+
+
+class KWMLP(nn.Module):
+    """The KW-MLP encoder and its pretraining classifier.
+
+    ``forward_features``: MFCC ``(B, n_mfcc, tokens)`` -> tokens ``(B, tokens, dim)``;
+    ``forward_head``: tokens -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(self, config: KWMLPConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.patch_embed = nn.Linear(config.n_mfcc, config.dim)
+        self.blocks = nn.ModuleList(
+            GatedMLPBlock(dim=config.dim, dim_ff=config.dim * config.ff_mult,
+                          num_tokens=config.num_frames)
+            for _ in range(config.depth)
+        )
+        self.head_norm = nn.LayerNorm(config.dim)
+        self.head = nn.Linear(config.dim, config.num_classes)
+
+    def forward_features(self, mfcc: Tensor, depth: Optional[int] = None) -> Tensor:
+        """Tokens after the first ``depth`` blocks (all by default). In training mode whole blocks
+        are dropped at random (survival probability ``config.survival_prob``)."""
+        if mfcc.shape[-1] != self.config.num_frames:
+            raise ValueError(f"KW-MLP expects {self.config.num_frames} MFCC frames per chunk, "
+                             f"got {mfcc.shape[-1]}")
+        x = self.patch_embed(mfcc.transpose(1, 2))
+        n = self.config.depth if depth is None else depth
+        order = (surviving_blocks(n, self.config.survival_prob) if self.training
+                 else range(n))
+        for i in order:
+            x = self.blocks[i](x)
+        return x
+
+    def forward_head(self, tokens: Tensor) -> Tensor:
+        return self.head(self.head_norm(tokens).mean(dim=1))
+
+    def forward(self, mfcc: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(mfcc))
