@@ -7,7 +7,7 @@ levels: an RMS of 1.0 is 0 dBFS). Functions that draw random numbers take a
 from __future__ import annotations
 
 import subprocess
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 

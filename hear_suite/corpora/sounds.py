@@ -156,9 +156,10 @@ def drip(rng: np.random.Generator, sr: int) -> np.ndarray:
 def engine(rng: np.random.Generator, sr: int) -> np.ndarray:
     """Low rumble: a pulse train at 20-60 Hz through a low-pass, with amplitude wobble."""
     dur = rng.uniform(1.0, 2.0)
-    n = int(dur * sr)
+    t = _t(dur, sr)
+    n = len(t)
     rate = rng.uniform(20, 60)
-    phase = np.cumsum(np.full(n, rate) * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * _t(dur, sr)))) / sr
+    phase = np.cumsum(rate * (1 + 0.05 * np.sin(2 * np.pi * 0.5 * t))) / sr
     pulses = (np.diff(np.floor(phase), prepend=0) > 0).astype(float)
     spec = np.fft.rfft(pulses + 0.05 * rng.standard_normal(n))
     spec[np.fft.rfftfreq(n, 1 / sr) > rng.uniform(300, 800)] = 0

@@ -24,9 +24,11 @@ from __future__ import annotations
 import functools
 import io
 import math
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -42,10 +44,11 @@ ENGLISH_VOICES: Tuple[str, ...] = (
     "en-gb-x-gbcwmd",
 )
 # Other languages' voices, used to speak English phonemes with their own phoneme inventory and
-# prosody (see module docstring). Chosen for spread over language families.
+# prosody (see module docstring). Chosen for spread over language families; Vietnamese is left
+# out (its checked tones cut short vowels: "up" came out 70 ms long).
 ACCENT_VOICES: Tuple[str, ...] = (
     "de", "fr-fr", "es", "es-419", "it", "pt-br", "nl", "sv", "pl", "cs", "ru", "uk", "el",
-    "tr", "fi", "hu", "ro", "hi", "ta", "bn", "ar", "fa", "cmn", "vi", "id", "sw", "ko", "ja",
+    "tr", "fi", "hu", "ro", "hi", "ta", "bn", "ar", "fa", "cmn", "id", "sw", "ko", "ja",
 )
 # espeak-ng voice variants (files in espeak-ng-data/voices/!v). Left out: "fast" (a speed test),
 # "Mr serious" (a space in the name).
@@ -62,7 +65,12 @@ ESPEAK_VARIANTS: Tuple[str, ...] = (
     "robosoft", "robosoft2", "robosoft3", "robosoft4", "robosoft5", "robosoft6", "robosoft7",
     "robosoft8", "UniRobot", "anikaRobot",
 )
-FESTIVAL_VOICES: Tuple[str, ...] = ("kal_diphone", "cmu_us_slt_arctic_hts")
+# The variants espeak-ng lists as female (``espeak-ng --voices=variant``); the rest are male.
+FEMALE_VARIANTS: Tuple[str, ...] = (
+    "f1", "f2", "f3", "f4", "f5", "whisperf", "grandma", "Alicia", "Andrea", "Annie", "aunty",
+    "belinda", "linda", "steph", "steph2", "steph3", "anika", "anikaRobot",
+)
+FESTIVAL_VOICES: Tuple[str, ...] = ("kal_diphone", "cmu_us_slt_arctic_hts")  # male, female
 
 _APT = {"espeak-ng": "espeak-ng", "sox": "sox",
         "text2wave": "festival festvox-kallpc16k festvox-us-slt-hts"}
@@ -147,6 +155,9 @@ def speak(
 ) -> np.ndarray:
     """Synthesise ``text`` with ``speaker``; float32 mono of shape (samples,) at ``sample_rate``.
 
+    Final punctuation sets the intonation: ``"yes?"`` rises, ``"yes!"`` is emphatic. Accented
+    voices speak phonemes, so other punctuation there makes no pauses.
+
     ``pitch``: semitones relative to the voice's default (espeak reaches about -6..+8; Festival
     is shifted with sox, keep it within +-6). ``speed``: rate factor, about 0.5..2.5. Either left
     as ``None`` is 0 / 1.0, or drawn uniformly from +-2 semitones / 0.85..1.15 when ``rng`` is
@@ -187,13 +198,17 @@ def _run(cmd: List[str], stdin: Optional[bytes] = None) -> bytes:
 
 
 def _decode_wav(data: bytes) -> Tuple[np.ndarray, int]:
-    """Decode a wav written to a pipe. Such headers may give a wrong data size (text2wave's does),
-    so 16-bit PCM is parsed by hand: everything after the ``data`` chunk header is samples."""
+    """Decode a wav written to a pipe, where the writer could not seek back to fill in the sizes
+    (espeak-ng leaves a placeholder): 16-bit PCM is parsed by hand, taking the declared data size
+    only when it fits."""
     i, j = data.find(b"fmt "), data.find(b"data")
     if data[:4] == b"RIFF" and i >= 0 and j > i:
         channels, sr, _, _, bits = (int(v) for v in np.frombuffer(data[i + 10:i + 24], "<u2,<u4,<u4,<u2,<u2")[0])
         if bits == 16:
             body = data[j + 8:]
+            declared = int(np.frombuffer(data[j + 4:j + 8], "<u4")[0])
+            if 0 < declared <= len(body):
+                body = body[:declared]
             pcm = np.frombuffer(body[:len(body) - len(body) % (2 * channels)], "<i2")
             return pcm.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0, int(sr)
     audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
@@ -212,8 +227,9 @@ def espeak_pitch_value(semitones: float) -> int:
 def _espeak(text: str, speaker: Speaker, pitch: float, speed: float) -> Tuple[np.ndarray, int]:
     exe = require_tool("espeak-ng")
     voice = speaker.voice + (f"+{speaker.variant}" if speaker.variant else "")
-    if speaker.accented:
-        text = "[[" + accent_phonemes(text, speaker.voice) + "]]"
+    if speaker.accented:  # keep final punctuation outside [[ ]]: "?" rises, "!" stresses
+        final = re.search(r"[.?!]*\s*$", text).group(0).strip()
+        text = "[[" + accent_phonemes(text, speaker.voice) + "]]" + final
     wpm = int(np.clip(round(175 * speed), 80, 450))
     data = _run([exe, "-v", voice, "-p", str(espeak_pitch_value(pitch)), "-s", str(wpm),
                  "--stdout", "-z", text])
@@ -285,16 +301,26 @@ def accent_phonemes(text: str, voice: str, source_voice: str = "en-us") -> str:
 def _phoneme_table(voice: str) -> frozenset:
     """Which candidate phonemes espeak ``voice`` accepts, probed in one espeak-ng call.
 
-    Each candidate X is sent as the phoneme word ``taXta``; espeak-ng stops a word at the first
-    mnemonic its table lacks, so an unknown X comes back cut short (``ta``).
+    espeak-ng stops a phoneme word at the first mnemonic its table lacks, so an unknown X comes
+    back cut short. Each candidate X is sent in two carriers, ``taXta`` and ``mXm``, and must
+    survive both: one carrier alone can fake it by forming a longer mnemonic with X (Spanish
+    has no ``I`` but reads ``taIta`` as ``t aI t a``).
     """
     cands = sorted({c for subs in _SUBSTITUTES.values() for c in subs if c} | set(_PLAIN))
-    probe = " ".join(f"ta{c}ta" for c in cands)
-    out = _run([require_tool("espeak-ng"), "-v", voice, "-x", "-q", f"[[{probe}]]"]).decode()
-    got = [re.sub(r"[0-9'#,_|%=]", "", w) for w in out.split()]
-    if len(got) != len(cands):  # unexpected layout: trust nothing but plain consonants
-        return frozenset(_PLAIN)
-    return frozenset(c for c, g in zip(cands, got) if len(g) >= 4 and g.endswith("ta"))
+    known = set()
+    for i in range(0, len(cands), 16):  # espeak-ng reads only so much phoneme input at once
+        chunk = cands[i:i + 16]
+        probe = " ".join(["tata"] + [f"ta{c}ta m{c}m" for c in chunk])
+        out = _run([require_tool("espeak-ng"), "-v", voice, "-x", "-q", f"[[{probe}]]"]).decode()
+        got = [re.sub(r"[0-9'#,_|%=:;]", "", w) for w in out.split()]
+        if len(got) != 2 * len(chunk) + 1 or len(got[0]) < 4:
+            raise RuntimeError(f"espeak-ng voice {voice!r}: unexpected phoneme echo {out!r}")
+        # The voice may rewrite the carrier (ru, uk: "tAtA"); its echo of "tata" tells how. X
+        # must add something: in tone languages (vi) "3" is a tone mark, stripped like stress.
+        tail = got[0][len(got[0]) // 2:]
+        known.update(c for c, g1, g2 in zip(chunk, got[1::2], got[2::2])
+                     if len(g1) > len(got[0]) and g1.endswith(tail) and len(g2) > 2 and g2.endswith("m"))
+    return frozenset(known)
 
 
 def voice_has_phoneme(voice: str, phoneme: str) -> bool:
@@ -308,7 +334,6 @@ def voice_has_phoneme(voice: str, phoneme: str) -> bool:
 def _festival_voices() -> frozenset:
     """Festival voices installed (directory names under /usr/share/festival/voices/*/)."""
     import glob
-    import os
     return frozenset(os.path.basename(p) for p in glob.glob("/usr/share/festival/voices/*/*"))
 
 
@@ -319,11 +344,15 @@ def _festival(text: str, speaker: Speaker, pitch: float, speed: float) -> Tuple[
         evals.append(f"(set! hts_engine_params (append hts_engine_params (list (list \"-r\" {speed:.4f}))))")
     else:
         evals.append(f"(Parameter.set 'Duration_Stretch {1.0 / speed:.4f})")
-    cmd = [exe, "-o", "-"]
-    for e in evals:
-        cmd += ["-eval", e]
-    # text2wave reads a text file; quotes and parentheses are plain text there.
-    audio, sr = _decode_wav(_run(cmd, stdin=text.encode()))
+    # text2wave writes to a file: on a pipe it appends a second header after the samples.
+    with tempfile.TemporaryDirectory(prefix="hear-festival-") as tmp:
+        wav = os.path.join(tmp, "out.wav")
+        cmd = [exe, "-o", wav]
+        for e in evals:
+            cmd += ["-eval", e]
+        _run(cmd, stdin=text.encode() + b"\n")  # read as a text file: quotes, parens are text
+        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
     if abs(pitch) > 1e-3:
         audio = _sox_pitch(audio, sr, pitch)
     return audio, sr

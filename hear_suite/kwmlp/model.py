@@ -90,8 +90,8 @@ def build_frontend(config: KWMLPConfig) -> nn.Module:
 
 
 class SpatialGatingUnit(nn.Module):
-    """Split channels into ``res`` and ``gate``; normalise ``gate``, mix it across tokens with a
-    learned ``tokens x tokens`` projection, and return ``gate * res``.
+    """Given the halves ``res`` and ``gate`` of the expanded channels: normalise ``gate``, mix it
+    across tokens with a learned ``tokens x tokens`` projection, and return ``gate * res``.
 
     The projection is a ``Conv1d(tokens, tokens, 1)`` (tokens as channels), the parameter layout of
     the original code; it is computed as one batched matrix product.
@@ -106,9 +106,8 @@ class SpatialGatingUnit(nn.Module):
         nn.init.uniform_(self.proj.weight, -eps, eps)
         nn.init.constant_(self.proj.bias, 1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, tokens, dim_ff)`` -> ``(B, tokens, dim_ff // 2)``."""
-        res, gate = x.chunk(2, dim=-1)
+    def forward(self, res: Tensor, gate: Tensor) -> Tensor:
+        """``res``, ``gate``: the two halves ``(B, tokens, dim_ff // 2)`` -> same shape."""
         gate = self.norm(gate)
         b = gate.shape[0]
         weight = self.proj.weight.squeeze(-1)
@@ -128,7 +127,13 @@ class GatedMLPBlock(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.norm(self.proj_out(self.sgu(F.gelu(self.proj_in(x)))))
+        # proj_in computed as its two output halves: `res` and `gate` come out contiguous, which
+        # spares LayerNorm a copy of the strided half (same parameters, same values).
+        half = self.proj_in.out_features // 2
+        w, b = self.proj_in.weight, self.proj_in.bias
+        res = F.gelu(F.linear(x, w[:half], b[:half]))
+        gate = F.gelu(F.linear(x, w[half:], b[half:]))
+        return x + self.norm(self.proj_out(self.sgu(res, gate)))
 
 
 def surviving_blocks(n_blocks: int, survival_prob: float) -> List[int]:

@@ -1,0 +1,36 @@
+"""End to end: tiny generated tasks (scene, 5-fold scene, event) -> `hear-suite eval` with
+hear_suite.kwmlp and heareval -> the results file. About 1.5 minutes on a 2-core CPU."""
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_kwmlp_through_heareval(tmp_path, capsys):
+    pytest.importorskip("heareval")
+    from hear_suite.cli import main
+
+    tasks, out = tmp_path / "tasks", tmp_path / "eval"
+    assert main(["make-tasks", "--out", str(tasks), "--suite", "ci"]) == 0
+    assert main(["eval", "--module", "hear_suite.kwmlp", "--config", str(REPO / "eval_configs" / "ci.yaml"),
+                 "--tasks-dir", str(tasks), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| task | metric | hear_suite.kwmlp |" in printed
+
+    rows = {(r["task"], r["metric"]): r for r in csv.DictReader((out / "results.csv").open())}
+    assert all(r["run"] == "hear_suite.kwmlp" and r["status"] == "ok" for r in rows.values())
+    chance = 1 / 12  # twelve sound classes
+    assert float(rows[("gen_sound_classes-v1-full", "top1_acc")]["score"]) > chance + 0.25
+    kfold = rows[("gen_sound_classes_5fold-v1-full", "top1_acc")]
+    assert int(kfold["folds"]) == 5 and float(kfold["score"]) > chance + 0.15
+    onset = float(rows[("gen_sound_events-v1-full", "event_onset_200ms_fms")]["score"])
+    error_rate = float(rows[("gen_sound_events-v1-full", "segment_1s_er")]["score"])
+    assert 0.0 <= onset <= 1.0 and error_rate >= 0.0
+
+    # heareval's own scores file, as the table was built from it
+    scores = json.loads((out / "embeddings" / "hear_suite.kwmlp" / "hear_suite.kwmlp"
+                         / "gen_sound_events-v1-full" / "test.predicted-scores.json").read_text())
+    assert scores["test"]["test_event_onset_200ms_fms"] == pytest.approx(onset, abs=1e-5)

@@ -1,0 +1,61 @@
+"""The package as a user meets it: import cost, shipped weights, console script, validator."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import hear_suite.kwmlp as kwmlp
+from hear_suite.checkpoint import default_weights
+
+
+def run_python(code, cwd):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          check=True)
+
+
+def test_import_is_silent_and_light(tmp_path):
+    out = run_python("import sys, hear_suite; print(sorted(m for m in sys.modules "
+                     "if m.split('.')[0] in ('tensorflow', 'torch', 'heareval')))", tmp_path)
+    assert out.stdout.strip() == "[]" and out.stderr == ""
+
+
+def test_load_model_prints_nothing_and_finds_shipped_weights(tmp_path):
+    # from a directory that is not the source tree: the weights must come with the install
+    out = run_python("import hear_suite.kwmlp as k; m = k.load_model(); "
+                     "print(m.scene_embedding_size, m.timestamp_embedding_size)", tmp_path)
+    assert out.stdout.strip() == "1024 64"
+
+
+def test_export_command_round_trip(tmp_path):
+    exe = shutil.which("hear-suite")
+    assert exe, "console script hear-suite not installed"
+    pth, back = tmp_path / "kwmlp.pth", tmp_path / "back.pt"
+    subprocess.run([exe, "export", "kwmlp-original", "--out", str(pth)], check=True)
+    subprocess.run([exe, "export", "kwmlp-import", "--checkpoint", str(pth), "--out", str(back)],
+                   check=True)
+    audio = torch.rand(2, 30000) * 2 - 1
+    want = kwmlp.get_scene_embeddings(audio, kwmlp.load_model())
+    for path in (pth, back):
+        assert torch.equal(kwmlp.get_scene_embeddings(audio, kwmlp.load_model(str(path))), want)
+
+
+def validator():
+    exe = shutil.which("hear-validator")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("hear-validator is not installed (scripts/setup.sh should install it)")
+        pytest.skip("hear-validator not installed")
+    return exe
+
+
+@pytest.mark.parametrize("with_path", [False, True], ids=["default-weights", "-m weights"])
+def test_hear_validator(with_path):
+    cmd = [validator(), "hear_suite.kwmlp"]
+    if with_path:
+        cmd += ["-m", str(default_weights("kwmlp.pt"))]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Looks good!" in result.stdout
