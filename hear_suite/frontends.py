@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 
+import torch
 from torch import nn
 
 
@@ -23,3 +24,75 @@ def mfcc(*, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, win_length: 
     return _quiet(lambda: MFCC(sr=sample_rate, n_mfcc=n_mfcc, n_mels=n_mels, n_fft=n_fft,
                                win_length=win_length, hop_length=hop_length, center=center,
                                verbose=False))
+
+
+class LogMel(nn.Module):
+    """``log(mel + offset)`` of an nnAudio mel spectrogram (``center=False``): ``(n, samples)``
+    -> ``(n, n_mels, frames)`` with ``frames = 1 + (samples - n_fft) // hop_length``."""
+
+    def __init__(self, *, sample_rate: int, n_mels: int, n_fft: int, win_length: int,
+                 hop_length: int, fmin: float, fmax: float, power: float = 2.0,
+                 offset: float = 1e-6) -> None:
+        super().__init__()
+        from nnAudio.features import MelSpectrogram
+
+        self.offset = offset
+        self.mel = _quiet(lambda: MelSpectrogram(
+            sr=sample_rate, n_fft=n_fft, win_length=win_length, n_mels=n_mels,
+            hop_length=hop_length, window="hann", center=False, power=power, htk=False,
+            fmin=fmin, fmax=fmax, trainable_mel=False, trainable_STFT=False, verbose=False))
+
+    def forward(self, audio):
+        return (self.mel(audio) + self.offset).log()
+
+
+def log_mel(*, sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int,
+            fmin: float = 0.0, fmax: float | None = None, power: float = 2.0,
+            offset: float = 1e-6) -> nn.Module:
+    """nnAudio log-mel spectrogram (Hann window, Slaney mel scale, ``center=False``):
+    ``(n, samples)`` -> ``(n, n_mels, frames)``; see :class:`LogMel`."""
+    return LogMel(sample_rate=sample_rate, n_mels=n_mels, n_fft=n_fft, win_length=win_length,
+                  hop_length=hop_length, fmin=fmin, fmax=fmax if fmax else sample_rate / 2,
+                  power=power, offset=offset)
+
+
+class LogMel(nn.Module):
+    """Log mel spectrogram with an nnAudio ``MelSpectrogram`` (``center=False``).
+
+    ``(n, samples)`` -> ``(n, n_mels, frames)``, ``log(mel power + eps)``; frame ``k`` covers
+    samples ``k * hop .. k * hop + win_length - 1`` (so it is centred on ``k * hop + win / 2``).
+    When ``win_length < n_fft`` nnAudio zero-pads the window to ``n_fft`` taps and convolves with
+    all of them; the STFT kernels are cut here to the window's support, which gives the same
+    magnitudes (the dropped taps are multiplied by zero) at ``win / n_fft`` of the cost.
+    """
+
+    def __init__(self, *, sample_rate: int, n_mels: int, n_fft: int, win_length: int,
+                 hop_length: int, fmin: float, fmax: float, eps: float) -> None:
+        super().__init__()
+        from nnAudio.features import MelSpectrogram
+
+        self.mel = _quiet(lambda: MelSpectrogram(
+            sr=sample_rate, n_fft=n_fft, win_length=win_length, n_mels=n_mels,
+            hop_length=hop_length, window="hann", center=False, fmin=fmin, fmax=fmax,
+            trainable_mel=False, trainable_STFT=False, verbose=False))
+        stft = self.mel.stft
+        support = (stft.wcos.abs().sum(dim=(0, 1)) > 0).nonzero().flatten()
+        lo, hi = int(support.min()), int(support.max()) + 1
+        # the Hann window's two zero end points are outside the support: pad back to win_length
+        lo = max(0, min(lo, (n_fft - win_length) // 2))
+        hi = lo + win_length
+        stft.wsin = stft.wsin[..., lo:hi].contiguous()
+        stft.wcos = stft.wcos[..., lo:hi].contiguous()
+        self.win_length = win_length
+        self.eps = eps
+
+    def forward(self, audio: "torch.Tensor") -> "torch.Tensor":
+        return torch.log(self.mel(audio) + self.eps)
+
+
+def log_mel(*, sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int,
+            fmin: float = 0.0, fmax: float | None = None, eps: float = 1e-6) -> nn.Module:
+    """nnAudio log mel spectrogram (Hann window): see :class:`LogMel`."""
+    return LogMel(sample_rate=sample_rate, n_mels=n_mels, n_fft=n_fft, win_length=win_length,
+                  hop_length=hop_length, fmin=fmin, fmax=sample_rate / 2 if fmax is None else fmax,
+                  eps=eps)

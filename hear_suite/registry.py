@@ -15,4 +15,10 @@ class ModelEntry:
 
 MODELS: Dict[str, ModelEntry] = {
     "kwmlp": ModelEntry("kwmlp", "hear_suite.kwmlp", "kwmlp.pt", "hear_suite.kwmlp.train"),
+    "ast": ModelEntry("ast", "hear_suite.ast", "ast_conditional.pt", "hear_suite.ast.train"),
+    "bagofcodes": ModelEntry("bagofcodes", "hear_suite.bagofcodes", "bagofcodes.pt",
+                             "hear_suite.bagofcodes.train"),
+    # the paper's classifier over bagofcodes embeddings (trains a head, not an embedding model)
+    "bagofcodes-head": ModelEntry("bagofcodes-head", "hear_suite.bagofcodes", "bagofcodes.pt",
+                                  "hear_suite.bagofcodes.head"),
 }

@@ -148,6 +148,42 @@ def test_generated_tasks_read_by_heareval(tmp_path_factory):
             assert meta["nfolds"] == 5 and len(tp.get_splits_from_metadata(meta)) == 5
 
 
+_CUDA_TRAP = """
+import sys, types, torch
+torch.cuda.is_available = lambda: True          # a GPU machine, as torch sees it
+stub = types.ModuleType("heareval.gpu_max_mem")  # nvml needs a driver: stand in for it
+stub.reset, stub.measure = (lambda: None), (lambda: None)
+stub.nvmlDeviceGetHandleByIndex = lambda i: i
+stub.nvmlDeviceGetName = lambda h: "NVIDIA H100"  # str, as nvidia-ml-py returns
+stub.device_name = lambda i=0: stub.nvmlDeviceGetName(i).decode("utf-8")  # heareval's bug
+sys.modules["heareval.gpu_max_mem"] = stub
+import tensorflow as tf
+assert not tf.test.is_gpu_available()           # TensorFlow's CPU build
+if sys.argv[1] == "plain":
+    import heareval.embeddings.runner
+else:
+    from hear_suite.evaluation.heareval_compat import import_embeddings_runner
+    runner = import_embeddings_runner()
+    assert not tf.test.is_gpu_available()       # restored afterwards
+    assert stub.device_name() == "NVIDIA H100"
+    print("imported")
+"""
+
+
+def test_cuda_trap_is_defused():
+    """On a GPU machine with TensorFlow's CPU build heareval's embedding runner refuses to
+    import; through heareval_compat it imports (and GPU names are read as str)."""
+    pytest.importorskip("heareval")
+    import subprocess
+    import sys
+
+    plain = subprocess.run([sys.executable, "-c", _CUDA_TRAP, "plain"], capture_output=True, text=True)
+    assert plain.returncode != 0 and "GPUs not available in tensorflow" in plain.stderr
+    fixed = subprocess.run([sys.executable, "-c", _CUDA_TRAP, "fixed"], capture_output=True, text=True)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert fixed.stdout.strip().endswith("imported")
+
+
 # ---------------------------------------------------------------------------------------------
 # configs, grids, results
 # ---------------------------------------------------------------------------------------------

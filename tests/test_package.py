@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,33 @@ def test_hear_validator(with_path):
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Looks good!" in result.stdout
+
+
+def test_shipped_weights_golden_outputs():
+    """The shipped weights still give the outputs recorded when they were made."""
+    import json
+
+    from golden import GOLDEN, sample
+
+    for module, want in json.loads(GOLDEN.read_text()).items():
+        got = sample(module)
+        for key in ("scene_shape", "timestamp_shape", "timestamps_ms"):
+            assert got[key] == want[key], (module, key)
+        for key in ("scene", "timestamp"):
+            assert np.abs(np.array(got[key]) - np.array(want[key])).max() < 1e-4, (module, key)
+
+
+def test_shipped_weights_match_reference():
+    """The shipped weights through the plain re-statement of the spec (tests/kwmlp_reference)."""
+    from kwmlp_reference import reference_frames, reference_scene
+
+    from hear_suite.kwmlp import original
+
+    model = kwmlp.load_model()
+    sd = original.to_original(model.encoder.state_dict(), model.config)["model_state_dict"]
+    audio = torch.rand(1, 16000 * 7 + 123, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    frames, n_ts = reference_frames(audio[0], sd, model.frontend)
+    emb, _ = kwmlp.get_timestamp_embeddings(audio, model)
+    assert (emb[0].double() - frames[:n_ts]).abs().max() < 1e-4
+    scene = kwmlp.get_scene_embeddings(audio, model)[0].double().numpy()
+    assert np.abs(scene - reference_scene(frames)).max() < 1e-4

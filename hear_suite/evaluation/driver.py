@@ -42,8 +42,12 @@ from hear_suite.evaluation.config import EvalConfig, load_config
 from hear_suite.evaluation.heareval_compat import EXTRA_GRIDS, HEAREVAL_GRIDS, MARK
 from hear_suite.evaluation.results import Row, read_metric, read_scores, write_results
 
-INSTALL_HINT = ('pip install -e ".[eval]" && pip install --no-deps -r requirements-eval.txt '
-                "(see the README)")
+INSTALL_HINT = ("pip install -r requirements-eval.txt && "
+                "pip install --no-deps heareval==2021.1.3 hearvalidator==2021.0.2 "
+                "(or bash scripts/setup.sh)")
+# What heareval's two steps import (its declared dependencies are unusable, see the README).
+STACK = ("heareval", "tensorflow", "pytorch_lightning", "pkg_resources", "torchinfo", "sed_eval",
+         "dcase_util", "intervaltree", "more_itertools", "pandas", "slugify", "click", "sklearn")
 PREDICT_MARKER = "hear_suite.predict.json"  # the grid a task's predictions were made with
 
 
@@ -120,9 +124,11 @@ def parse_runs(raw: Sequence[Dict[str, str]]) -> List[Run]:
             raise FileNotFoundError(f"--model {model} (for {r['module']}) does not exist")
         runs.append(Run(r["module"], str(Path(model).resolve()) if model else None, options,
                         r.get("label")))
-    ids = [r.run_id for r in runs]
+    ids, names = [r.run_id for r in runs], [r.name for r in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"the same module/model/options twice: {ids}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"two runs with the same --label: {names}")
     return runs
 
 
@@ -408,9 +414,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("heareval") is None:
-        print(f"heareval is not installed. Install the evaluation stack: {INSTALL_HINT}",
-              file=sys.stderr)
+    absent = [m for m in STACK if importlib.util.find_spec(m) is None]
+    if absent:
+        print(f"the evaluation stack is incomplete (missing: {', '.join(absent)}). "
+              f"Install it: {INSTALL_HINT}", file=sys.stderr)
         return 2
     config = load_config(args.config)
     runs = parse_runs(args.runs or [])

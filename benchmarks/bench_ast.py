@@ -1,0 +1,107 @@
+"""Benchmark hear_suite.ast: throughput and peak memory of the shipped (small) model.
+
+    python benchmarks/bench_ast.py [--device cpu|cuda] [--weights PATH] [--repeats 3]
+        [--max-windows 16]
+
+Prints:
+- throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
+  embeddings (best of ``--repeats``);
+- peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
+  fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
+  allocated above the level before (CUDA);
+- the same for a 10-minute clip, to show that memory does not grow with the length.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+import hear_suite.ast as ast
+from hear_suite.ast.model import num_parameters
+
+SR = 16000
+
+
+def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
+    fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
+    fn(audio[:2, :SR])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        if audio.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(audio)
+        if audio.is_cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return audio.shape[0] * audio.shape[1] / SR / best
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_child(args: argparse.Namespace) -> None:
+    """In a fresh process: print the extra peak memory (MB) of one clip of ``--child-minutes``."""
+    model = ast.load_model(args.weights, max_windows=args.max_windows).to(args.device)
+    audio = torch.rand(1, int(args.child_minutes * 60 * SR),
+                       generator=torch.Generator().manual_seed(0)) * 2 - 1
+    audio = audio.to(args.device)
+    model.scene_embeddings(audio[:, :SR])  # allocator and kernels warmed up
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    base_rss = rss_mb()
+    start = time.perf_counter()
+    model.timestamp_embeddings(audio)
+    model.scene_embeddings(audio)
+    seconds = time.perf_counter() - start
+    extra = ((torch.cuda.max_memory_allocated() - base) / 2**20 if args.device == "cuda"
+             else rss_mb() - base_rss)
+    print(json.dumps({"extra_mb": extra, "seconds": seconds}))
+
+
+def peak_memory(args: argparse.Namespace, minutes: float) -> dict:
+    cmd = [sys.executable, __file__, "--child-minutes", str(minutes), "--device", args.device,
+           "--max-windows", str(args.max_windows)]
+    if args.weights:
+        cmd += ["--weights", str(args.weights)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--weights", default=None, help="checkpoint (default: shipped weights)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-windows", type=int, default=16)
+    p.add_argument("--child-minutes", type=float, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child_minutes is not None:
+        return peak_memory_child(args)
+    model = ast.load_model(args.weights, max_windows=args.max_windows).to(args.device)
+    c = model.config
+    print(f"hear_suite.ast {c.pos_embed}: {c.depth} x {c.dim}, {num_parameters(model.encoder):,} "
+          f"parameters, {c.window_frames}-frame windows; {args.device}, "
+          f"{torch.get_num_threads()} threads, max_windows {args.max_windows}")
+    audio = (torch.rand(16, 10 * SR, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    audio = audio.to(args.device)
+    for kind in ("timestamp", "scene"):
+        print(f"{kind:>9}: {throughput(model, audio, kind, args.repeats):8.1f} audio s / wall s "
+              f"(16 clips x 10 s)")
+    for minutes in (10, 20):
+        r = peak_memory(args, minutes)
+        print(f"{minutes}-minute clip (timestamp + scene): peak extra memory {r['extra_mb']:.0f} MB, "
+              f"{r['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

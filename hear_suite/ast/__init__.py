@@ -1,0 +1,49 @@
+"""The Audio Spectrogram Transformer with the positional encodings of seed 003, as a HEAR plugin.
+
+- ``load_model(model_file_path=None, **options)``: a hear_suite ``ast`` checkpoint; default the
+  shipped conditional-PE weights ``weights/ast_conditional.pt``. The positional encoding and every
+  other hyperparameter come from the checkpoint's config. Options: ``scene_embedding`` (``cls``
+  | ``patch_mean``), ``max_windows`` (windows encoded at once).
+- ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, dim)`` and ``(n, T)`` ms, one
+  embedding per patch column at the column's centre (every 320 ms for the shipped models).
+- ``get_scene_embeddings(audio, model)``: ``(n, L)`` -> ``(n, dim)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from torch import Tensor
+
+from hear_suite.ast.embedder import ASTEmbedder
+from hear_suite.ast.io import load_encoder
+from hear_suite.ast.model import AST, ASTConfig
+
+OPTIONS = {"scene_embedding", "max_windows"}
+
+__all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "ASTEmbedder",
+           "AST", "ASTConfig"]
+
+
+def load_model(model_file_path: Optional[str] = None, **options: Any) -> ASTEmbedder:
+    """Load an AST embedding model in eval mode (on the CPU; move it with ``.to(device)``)."""
+    unknown = set(options) - OPTIONS
+    if unknown:
+        raise ValueError(f"unknown ast option(s) {sorted(unknown)}; valid: {sorted(OPTIONS)}")
+    return ASTEmbedder(load_encoder(model_file_path), **options).eval()
+
+
+def _check_model(model: Any) -> ASTEmbedder:
+    if not isinstance(model, ASTEmbedder):
+        raise ValueError(f"model must come from hear_suite.ast.load_model, got {type(model).__name__}")
+    return model
+
+
+def get_timestamp_embeddings(audio: Tensor, model: ASTEmbedder) -> Tuple[Tensor, Tensor]:
+    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T, dim),
+    timestamps (n, T) in ms)``, float32 on the audio's device."""
+    return _check_model(model).timestamp_embeddings(audio)
+
+
+def get_scene_embeddings(audio: Tensor, model: ASTEmbedder) -> Tensor:
+    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, dim)`` float32."""
+    return _check_model(model).scene_embeddings(audio)

@@ -1,0 +1,130 @@
+"""The AST as a HEAR embedding model: log-mel frontend + encoder over fixed windows.
+
+Framing (one pure rule, the same in training and embedding): the audio gets
+``pad_front = n_fft / 2 + (patch_time - 1) * hop / 2`` zeros in front, so patch column ``c`` is
+centred on sample ``c * stride_time * hop`` of the original audio (0, 320, 640, ... ms for the
+seed 003 layout; every 100 ms for AST's stride 10). A clip of ``L`` samples has
+``L // (stride_time * hop) + 1`` columns: every column whose centre lies within the audio.
+
+Any length (design choice, see the README): the encoder always sees windows of the config's
+``window_frames`` (the training length, ``window_cols`` columns), the columns of a clip split
+into consecutive windows; the last window is zero-padded and its padded columns dropped. So a
+0.1 s clip is one padded window and a 20-minute clip 375 windows, encoded ``max_windows`` at a
+time (memory is bounded by ``max_windows``, not by the length). The model itself also runs on any
+grid (``AST.forward_features``); windowing keeps the grid the one it was trained on.
+
+- timestamp embeddings: per column, the output patch tokens of that column averaged over the
+  frequency bands: ``(n, columns, dim)``; timestamps at the column centres.
+- scene embedding (``scene_embedding``): ``"cls"`` (default) the output of the CLS token (mean of
+  CLS and distillation token when there is one) averaged over the windows, weighted by their
+  real columns; ``"patch_mean"`` the mean of all timestamp embeddings instead.
+"""
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import torch
+from torch import Tensor, nn
+
+from hear_suite.ast import pos_embed as pe
+from hear_suite.ast.model import AST, ASTConfig, Frontend
+from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+
+SCENE_EMBEDDINGS = ("cls", "patch_mean")
+
+
+class ASTEmbedder(nn.Module):
+    """HEAR model: ``sample_rate``, ``timestamp_embedding_size`` = ``scene_embedding_size`` =
+    ``dim``. Options: ``scene_embedding`` (``cls`` | ``patch_mean``), ``max_windows`` (windows
+    encoded at once: bounds memory, not results)."""
+
+    def __init__(self, encoder: AST, *, scene_embedding: str = "cls", max_windows: int = 16) -> None:
+        super().__init__()
+        if scene_embedding not in SCENE_EMBEDDINGS:
+            raise ValueError(f"scene_embedding must be one of {SCENE_EMBEDDINGS}, "
+                             f"got {scene_embedding!r}")
+        if not isinstance(max_windows, int) or isinstance(max_windows, bool) or max_windows < 1:
+            raise ValueError(f"max_windows must be a positive int, got {max_windows!r}")
+        c: ASTConfig = encoder.config
+        self.config = c
+        self.frontend = Frontend(c)
+        self.encoder = encoder.eval()
+        self.scene_embedding = scene_embedding
+        self.max_windows = max_windows
+        self.sample_rate = c.sample_rate
+        self.timestamp_embedding_size = c.dim
+        self.scene_embedding_size = c.dim
+        self.pad_front = c.n_fft // 2 + round((c.patch_time - 1) * c.hop_length / 2)
+        self.col_hop = c.stride_time * c.hop_length                     # samples per column
+        self.window_samples = (c.window_frames - 1) * c.hop_length + c.n_fft
+        self.window_step = c.window_cols * self.col_hop
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.cls_token.device
+
+    def num_columns(self, n_samples: int) -> int:
+        return n_samples // self.col_hop + 1
+
+    def num_windows(self, n_samples: int) -> int:
+        return math.ceil(self.num_columns(n_samples) / self.config.window_cols)
+
+    def window_features(self, audio: Tensor, start: int, stop: int) -> Tensor:
+        """Normalised log-mel of windows ``start..stop-1``: ``(n, L)`` ->
+        ``(n, stop - start, n_mels, window_frames)`` on the model's device."""
+        n = audio.shape[0]
+        lo = start * self.window_step
+        hi = (stop - 1) * self.window_step + self.window_samples
+        seg = padded_chunks(audio, chunk=1, pad_front=self.pad_front, start=lo, stop=hi)[..., 0]
+        seg = seg.to(self.device).unfold(-1, self.window_samples, self.window_step)
+        mel = self.frontend(seg.reshape(-1, self.window_samples))
+        return mel.reshape(n, stop - start, *mel.shape[1:])
+
+    def embed_windows(self, mel: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(k, n_mels, frames)`` -> scene tokens ``(k, dim)`` and column embeddings
+        ``(k, columns, dim)``."""
+        c = self.config
+        tokens = self.encoder.forward_features(mel)
+        grid = c.grid(mel.shape[1], mel.shape[2])
+        cols = pe.tokens_to_grid(tokens[:, c.num_prefix:], grid, c.order).mean(dim=2)
+        return tokens[:, :c.num_prefix].mean(dim=1), cols.transpose(1, 2)
+
+    def embed(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> scene ``(n, dim)`` and column embeddings ``(n, columns, dim)``, on the
+        audio's device."""
+        audio = check_audio(audio)
+        n, length = audio.shape
+        wc = self.config.window_cols
+        n_cols, n_win = self.num_columns(length), self.num_windows(length)
+        cols = audio.new_empty((n, n_cols, self.config.dim))
+        scene = audio.new_zeros((n, self.config.dim))
+        for clips, wins in chunk_slices(n, n_win, self.max_windows):
+            mel = self.window_features(audio[clips], wins.start, wins.stop)
+            bn, bw = mel.shape[:2]
+            cls, emb = self.embed_windows(mel.flatten(0, 1))
+            cls, emb = cls.reshape(bn, bw, -1), emb.reshape(bn, bw * wc, -1)
+            c0 = wins.start * wc
+            c1 = min(n_cols, wins.stop * wc)
+            cols[clips, c0:c1] = emb[:, :c1 - c0].to(cols.device)
+            real = (n_cols - wc * torch.arange(wins.start, wins.stop)).clamp(max=wc)
+            weights = (real.to(cls) / n_cols)[None, :, None]
+            scene[clips] += (cls * weights).sum(dim=1).to(scene.device)
+        if self.scene_embedding == "patch_mean":
+            scene = cols.mean(dim=1)
+        return scene, cols
+
+    @torch.no_grad()
+    def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> embeddings ``(n, T, dim)`` and timestamps ``(n, T)`` ms at the column
+        centres, ``T = L // (stride_time * hop) + 1``."""
+        _, cols = self.embed(audio)
+        hop_ms = 1000.0 * self.col_hop / self.sample_rate
+        ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=0.0, hop_ms=hop_ms,
+                              device=cols.device)
+        return cols, ts
+
+    @torch.no_grad()
+    def scene_embeddings(self, audio: Tensor) -> Tensor:
+        """``(n, L)`` -> ``(n, dim)``."""
+        return self.embed(audio)[0]

@@ -1,0 +1,122 @@
+"""The positional-encoding study of seed 003 in miniature: train the ``small`` AST once per
+positional encoding with the same budget on a generated multilabel task, then write the table
+(``results/ast_pe_study.md``, ``.csv``) and a plot (``results/ast_pe_study.png``).
+
+    hear-suite make-tasks --out tasks --suite numpy --only gen_sound_mixtures --scale 2
+    nice -n 19 python scripts/pe_study.py --task-dir tasks/gen_sound_mixtures-v1-full \
+        --runs runs/pe_study [--epochs 12] [--variants conditional,absolute,...]
+    python scripts/pe_study.py --runs runs/pe_study --report-only
+
+Each run is ``hear-suite train ast --pe VARIANT`` (resumable: rerunning continues unfinished
+runs); the report reads the provenance of each ``RUN/VARIANT/ast_VARIANT.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from hear_suite.ast.model import POS_EMBEDS
+from hear_suite.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+# seed 003, Table 1 (from scratch): AudioSet mAP, ESC-50 accuracy (%)
+PAPER = {"none": (0.286, 81.2), "absolute": (0.313, 87.5), "alibi_2d": (0.307, 86.3),
+         "alibi_time": (0.319, 87.6), "relative_2d": (0.329, 87.8),
+         "conditional": (0.343, 91.4), "conditional_absolute": (0.344, 90.0)}
+ORDER = ["conditional", "absolute", "none", "alibi_2d", "alibi_time", "relative_2d",
+         "conditional_absolute"]
+
+
+def train(args: argparse.Namespace, variant: str) -> None:
+    cmd = [sys.executable, "-m", "hear_suite.cli", "train", "ast", "--task-dir",
+           str(args.task_dir), "--out", str(args.runs / variant), "--pe", variant,
+           "--epochs", str(args.epochs), "--swa-epochs", str(args.swa_epochs),
+           "--warmup-epochs", "1", "--lr", str(args.lr), "--seed", str(args.seed),
+           "--workers", "0", *args.extra]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def report(runs: Path, out: Path) -> None:
+    rows = []
+    for variant in ORDER:
+        path = runs / variant / f"ast_{variant}.pt"
+        if not path.is_file():
+            continue
+        ckpt = load_checkpoint(path, "ast")
+        p = ckpt["provenance"]
+        rows.append({"pe": variant, "parameters": p["parameters"], "epochs": p["epochs"],
+                     "valid_mAP": p["valid_mAP"], "test_mAP": p["test_mAP"],
+                     "best_epoch_test_mAP": p["best_epoch_test_mAP"],
+                     "train_time_s": p["train_time_s"], "paper_audioset_mAP": PAPER[variant][0],
+                     "paper_esc50_acc": PAPER[variant][1]})
+    if not rows:
+        raise SystemExit(f"no finished runs under {runs}")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ast_pe_study.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    base = next((r["test_mAP"] for r in rows if r["pe"] == "none"), None)
+    lines = ["| positional encoding | parameters | test mAP (SWA) | vs none | valid mAP | "
+             "test mAP (best epoch) | train time | paper: AudioSet mAP / ESC-50 acc |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        delta = f"{r['test_mAP'] - base:+.3f}" if base is not None else "n/a"
+        lines.append(f"| `{r['pe']}` | {r['parameters']:,} | {r['test_mAP']:.3f} | {delta} | "
+                     f"{r['valid_mAP']:.3f} | {r['best_epoch_test_mAP']:.3f} | "
+                     f"{r['train_time_s'] / 60:.1f} min | {r['paper_audioset_mAP']:.3f} / "
+                     f"{r['paper_esc50_acc']:.1f} |")
+    (out / "ast_pe_study.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    names = [r["pe"] for r in rows]
+    ax1.barh(names, [r["test_mAP"] for r in rows], color="tab:blue")
+    if base is not None:
+        ax1.axvline(base, color="k", ls="--", lw=1, label="none")
+        ax1.legend(fontsize="small")
+    ax1.set_title("this miniature: test mAP (SWA)")
+    ax1.invert_yaxis()
+    ax2.barh(names, [r["paper_audioset_mAP"] for r in rows], color="tab:gray")
+    ax2.axvline(PAPER["none"][0], color="k", ls="--", lw=1)
+    ax2.set_title("seed 003: AudioSet mAP (from scratch)")
+    ax2.invert_yaxis()
+    ax2.set_xlim(0.25, 0.36)
+    fig.savefig(out / "ast_pe_study.png", dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task-dir", type=Path)
+    ap.add_argument("--runs", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=REPO / "results")
+    ap.add_argument("--variants", default=",".join(ORDER))
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--swa-epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("extra", nargs="*", help="more `hear-suite train ast` flags, after --")
+    args = ap.parse_args()
+    if not args.report_only:
+        if args.task_dir is None:
+            ap.error("--task-dir is required to train")
+        for variant in args.variants.split(","):
+            if variant not in POS_EMBEDS:
+                ap.error(f"unknown variant {variant!r}; choose from {POS_EMBEDS}")
+            train(args, variant)
+            report(args.runs, args.out)
+    report(args.runs, args.out)
+
+
+if __name__ == "__main__":
+    main()
