@@ -34,8 +34,8 @@ setup(
         "scikit-learn>=1.0",
     ],
     extras_require={
-        # The evaluation stack; install with the command in the README (heareval and
-        # hearvalidator themselves must come with --no-deps, see requirements-eval.txt).
+        # The evaluation stack, as in requirements-eval.txt; heareval and hearvalidator
+        # themselves must then come with --no-deps (their own pins cannot resolve).
         "eval": [
             "tensorflow-cpu>=2.10",
             "pytorch-lightning>=1.6,<2",
@@ -45,7 +45,7 @@ setup(
             "intervaltree",
             "more-itertools",
             "pandas",
-            "pynvml",
+            "nvidia-ml-py",
             "python-slugify",
             "sed-eval",
             "torchinfo",

@@ -99,8 +99,8 @@ def main() -> None:
               f"(16 clips x 10 s)")
     for minutes in (10, 20):
         r = peak_memory(args, minutes)
-        print(f"{minutes}-minute clip (timestamp + scene): peak extra memory {r['extra_mb']:.0f} MB, "
-              f"{r['seconds']:.1f} s")
+        print(f"{minutes}-minute clip (timestamp + scene): peak extra memory "
+              f"{r['extra_mb']:.0f} MB, {r['seconds']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,20 @@ def report(runs: Path, out: Path) -> None:
                      f"{r['valid_mAP']:.3f} | {r['best_epoch_test_mAP']:.3f} | "
                      f"{r['train_time_s'] / 60:.1f} min | {r['paper_audioset_mAP']:.3f} / "
                      f"{r['paper_esc50_acc']:.1f} |")
-    (out / "ast_pe_study.md").write_text("\n".join(lines) + "\n")
+    intro = [
+        "# The positional-encoding study of seed 003, in miniature",
+        "",
+        f"`scripts/pe_study.py`: the `small` AST ({rows[0]['parameters']:,} parameters give or "
+        f"take the PE) trained once per positional encoding, same recipe, seed and budget "
+        f"({rows[0]['epochs']} epochs, SWA of the last epochs), on `gen_sound_mixtures` "
+        "(`hear-suite make-tasks --suite numpy --only gen_sound_mixtures --scale 2`: 600 / 200 / "
+        "200 multilabel clips, 12 classes). mAP is macro over classes. One seed and 200 test "
+        "clips: differences below about 0.02 are within run-to-run noise. Train times are wall "
+        "times on a shared 2-core CPU (not comparable between rows). Right column: seed 003's "
+        "Table 1, from scratch.",
+        "",
+    ]
+    (out / "ast_pe_study.md").write_text("\n".join(intro + lines) + "\n")
     print("\n".join(lines))
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -83,12 +96,14 @@ def report(runs: Path, out: Path) -> None:
     ax1.barh(names, [r["test_mAP"] for r in rows], color="tab:blue")
     if base is not None:
         ax1.axvline(base, color="k", ls="--", lw=1, label="none")
-        ax1.legend(fontsize="small")
-    ax1.set_title("this miniature: test mAP (SWA)")
+        ax1.legend(fontsize="small", loc="lower right")
+    scores = [r["test_mAP"] for r in rows]
+    ax1.set_xlim(min(scores) - 0.03, max(scores) + 0.02)
+    ax1.set_title("miniature: test mAP (SWA)")
     ax1.invert_yaxis()
     ax2.barh(names, [r["paper_audioset_mAP"] for r in rows], color="tab:gray")
     ax2.axvline(PAPER["none"][0], color="k", ls="--", lw=1)
-    ax2.set_title("seed 003: AudioSet mAP (from scratch)")
+    ax2.set_title("seed 003: AudioSet mAP")
     ax2.invert_yaxis()
     ax2.set_xlim(0.25, 0.36)
     fig.savefig(out / "ast_pe_study.png", dpi=100)

@@ -43,7 +43,7 @@ def ints(s: str) -> List[int]:
     return [int(v) for v in s.split(",")]
 
 
-def models_per_size(base: BagOfCodes, corpus: Path, sizes: List[int], max_vectors: int,
+def models_per_size(base: BagOfCodes, corpus: List[Path], sizes: List[int], max_vectors: int,
                     seed: int) -> Dict[int, BagOfCodes]:
     """``{D: model}``: the base model's encoders with k-means code books of size D."""
     config = base.config
@@ -54,7 +54,7 @@ def models_per_size(base: BagOfCodes, corpus: Path, sizes: List[int], max_vector
             out[d] = base
             continue
         if z is None:
-            specs, _ = T.spectrograms(T.audio_files([corpus]), base.frontend, config,
+            specs, _ = T.spectrograms(T.audio_files(corpus), base.frontend, config,
                                       torch.device("cpu"))
             specs = [(s - base.mel_mean) / base.mel_std for s in specs]
             z = {v: T.bottleneck_vectors(base.encoders, specs, config, v) for v in VIEWS}
@@ -108,8 +108,8 @@ def plot(rows: List[Dict], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", type=Path, required=True,
-                   help="audio the code books are fitted on (task dir or wav folder)")
+    p.add_argument("--corpus", type=Path, nargs="+", required=True,
+                   help="audio the code books are fitted on (task dirs or wav folders)")
     p.add_argument("--task-dir", type=Path, required=True, help="multilabel scene task")
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--model", type=Path, default=None, help="default: shipped weights")
@@ -173,8 +173,9 @@ def main() -> None:
         w.writeheader()
         w.writerows(rows)
     cols = list(rows[0])
+    corpus = ", ".join(f"`{c}`" for c in args.corpus)
     lines = [f"# Bag-of-codes classifier sweep on `{task.name}`", "",
-             f"Model `{model_path}`; code books refitted per D on `{args.corpus}`; heads trained "
+             f"Model `{model_path}`; code books refitted per D on {corpus}; heads trained "
              f"{args.epochs} epochs (best validation clip mAP kept), seed {args.seed}. "
              f"Total time {time.perf_counter() - t0:.0f} s.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -34,7 +34,8 @@ def load_model(model_file_path: Optional[str] = None, **options: Any) -> ASTEmbe
 
 def _check_model(model: Any) -> ASTEmbedder:
     if not isinstance(model, ASTEmbedder):
-        raise ValueError(f"model must come from hear_suite.ast.load_model, got {type(model).__name__}")
+        raise ValueError(f"model must come from hear_suite.ast.load_model, "
+                         f"got {type(model).__name__}")
     return model
 
 

@@ -39,7 +39,8 @@ class ASTEmbedder(nn.Module):
     ``dim``. Options: ``scene_embedding`` (``cls`` | ``patch_mean``), ``max_windows`` (windows
     encoded at once: bounds memory, not results)."""
 
-    def __init__(self, encoder: AST, *, scene_embedding: str = "cls", max_windows: int = 16) -> None:
+    def __init__(self, encoder: AST, *, scene_embedding: str = "cls",
+                 max_windows: int = 16) -> None:
         super().__init__()
         if scene_embedding not in SCENE_EMBEDDINGS:
             raise ValueError(f"scene_embedding must be one of {SCENE_EMBEDDINGS}, "

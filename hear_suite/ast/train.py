@@ -315,7 +315,8 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             best, best_epoch = valid_score, epoch + 1
             if info.is_main:
                 save_encoder(out / BEST, model, provenance={
-                    "epoch": best_epoch, "valid_score": valid_score, "task_dir": str(args.task_dir)})
+                    "epoch": best_epoch, "valid_score": valid_score,
+                    "task_dir": str(args.task_dir)})
         rngs = training.all_gather_objects(training.rng_state(info.device))
         if metrics is not None:
             metrics.append({"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss,

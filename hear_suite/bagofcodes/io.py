@@ -26,7 +26,8 @@ def stored_state(model: BagOfCodes, *, half: bool = False) -> Dict[str, torch.Te
             for k, v in model.state_dict().items() if not k.startswith(FRONTEND)}
 
 
-def model_from_state(config: BagOfCodesConfig, state_dict: Dict[str, Any], source: str) -> BagOfCodes:
+def model_from_state(config: BagOfCodesConfig, state_dict: Dict[str, Any],
+                     source: str) -> BagOfCodes:
     model = BagOfCodes(config)
     state = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
              for k, v in state_dict.items()}

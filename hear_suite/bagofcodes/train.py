@@ -24,7 +24,6 @@ zero-padded to one second.
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
