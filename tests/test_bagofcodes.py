@@ -95,10 +95,11 @@ def test_windowed_counts_equal_naive_sums():
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("hop_ms,window_ms", [(50, 1000), (10, 1500), (20, 300)])
-def test_cumulative_sum_windows_equal_direct_counts(random_model, hop_ms, window_ms):
+@pytest.mark.parametrize("hop_ms,window_ms,seconds", [(50, 1000, 2), (10, 1000, 1.6),
+                                                      (20, 300, 2), (50, 1500, 3)])
+def test_cumulative_sum_windows_equal_direct_counts(random_model, hop_ms, window_ms, seconds):
     emb = BagOfCodesEmbedder(random_model, timestamp_hop_ms=hop_ms, timestamp_window_ms=window_ms)
-    audio = noise(2, 2 * SR + 555, seed=hop_ms)
+    audio = noise(2, int(seconds * SR) + 555, seed=hop_ms)
     x = emb.frames(audio, 0, emb.num_frames(audio.shape[1]) + emb.window_frames)
     starts = emb.window_starts(audio.shape[1])
     fast = emb.window_histograms(x, starts)
