@@ -23,7 +23,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
@@ -125,6 +125,20 @@ def init_distributed(device: str = "auto") -> DistInfo:
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
                                 rank=rank, world_size=world_size)
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=dev)
+
+
+def run_distributed(args: argparse.Namespace,
+                    check: Callable[[argparse.Namespace, int], None],
+                    run: Callable[[argparse.Namespace, "DistInfo"], Any]) -> int:
+    """The body of every trainer's ``main``: join torchrun's process group (if any), check the
+    arguments against the world size, run, and always leave the group."""
+    info = init_distributed(args.device)
+    try:
+        check(args, info.world_size)
+        run(args, info)
+    finally:
+        cleanup_distributed()
+    return 0
 
 
 def cleanup_distributed() -> None:

@@ -234,13 +234,7 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    info = training.init_distributed(args.device)
-    try:
-        check_args(args, info.world_size)
-        run(args, info)
-    finally:
-        training.cleanup_distributed()
-    return 0
+    return training.run_distributed(args, check_args, run)
 
 
 def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
