@@ -27,36 +27,6 @@ def mfcc(*, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, win_length: 
 
 
 class LogMel(nn.Module):
-    """``log(mel + offset)`` of an nnAudio mel spectrogram (``center=False``): ``(n, samples)``
-    -> ``(n, n_mels, frames)`` with ``frames = 1 + (samples - n_fft) // hop_length``."""
-
-    def __init__(self, *, sample_rate: int, n_mels: int, n_fft: int, win_length: int,
-                 hop_length: int, fmin: float, fmax: float, power: float = 2.0,
-                 offset: float = 1e-6) -> None:
-        super().__init__()
-        from nnAudio.features import MelSpectrogram
-
-        self.offset = offset
-        self.mel = _quiet(lambda: MelSpectrogram(
-            sr=sample_rate, n_fft=n_fft, win_length=win_length, n_mels=n_mels,
-            hop_length=hop_length, window="hann", center=False, power=power, htk=False,
-            fmin=fmin, fmax=fmax, trainable_mel=False, trainable_STFT=False, verbose=False))
-
-    def forward(self, audio):
-        return (self.mel(audio) + self.offset).log()
-
-
-def log_mel(*, sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int,
-            fmin: float = 0.0, fmax: float | None = None, power: float = 2.0,
-            offset: float = 1e-6) -> nn.Module:
-    """nnAudio log-mel spectrogram (Hann window, Slaney mel scale, ``center=False``):
-    ``(n, samples)`` -> ``(n, n_mels, frames)``; see :class:`LogMel`."""
-    return LogMel(sample_rate=sample_rate, n_mels=n_mels, n_fft=n_fft, win_length=win_length,
-                  hop_length=hop_length, fmin=fmin, fmax=fmax if fmax else sample_rate / 2,
-                  power=power, offset=offset)
-
-
-class LogMel(nn.Module):
     """Log mel spectrogram with an nnAudio ``MelSpectrogram`` (``center=False``).
 
     ``(n, samples)`` -> ``(n, n_mels, frames)``, ``log(mel power + eps)``; frame ``k`` covers

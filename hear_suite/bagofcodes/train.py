@@ -374,7 +374,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             "args": {**training.plain_args(args), "audio": [str(p) for p in args.audio]},
         }
         save_bagofcodes(out / WEIGHTS, model.cpu(), half=args.half, provenance=provenance)
-        training.log(f"code books: " + ", ".join(
+        training.log("code books: " + ", ".join(
             f"{v} {s['codes_used']}/{config.codebook_size} used ({s['algorithm']}, "
             f"{s['vectors']} vectors)" for v, s in books["summary"].items())
             + f" -> {out / WEIGHTS}")
