@@ -15,36 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-import hear_suite.ast as ast
-from hear_suite.ast.model import num_parameters
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
+
+import hear_suite.ast as ast  # noqa: E402
+from hear_suite.ast.model import num_parameters  # noqa: E402
 
 SR = 16000
 
 
 def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
     fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
-    fn(audio[:2, :SR])  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        if audio.is_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(audio)
-        if audio.is_cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return audio.shape[0] * audio.shape[1] / SR / best
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall, _ = timed(lambda: fn(audio), repeats, audio.is_cuda)
+    return audio.shape[0] * audio.shape[1] / SR / wall
 
 
 def peak_memory_child(args: argparse.Namespace) -> None:
@@ -54,27 +44,18 @@ def peak_memory_child(args: argparse.Namespace) -> None:
                        generator=torch.Generator().manual_seed(0)) * 2 - 1
     audio = audio.to(args.device)
     model.scene_embeddings(audio[:, :SR])  # allocator and kernels warmed up
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    base_rss = rss_mb()
     start = time.perf_counter()
-    model.timestamp_embeddings(audio)
-    model.scene_embeddings(audio)
-    seconds = time.perf_counter() - start
-    extra = ((torch.cuda.max_memory_allocated() - base) / 2**20 if args.device == "cuda"
-             else rss_mb() - base_rss)
-    print(json.dumps({"extra_mb": extra, "seconds": seconds}))
+    extra = peak_extra_mb(lambda: (model.timestamp_embeddings(audio),
+                                   model.scene_embeddings(audio)), args.device)
+    print(json.dumps({"extra_mb": extra, "seconds": time.perf_counter() - start}))
 
 
 def peak_memory(args: argparse.Namespace, minutes: float) -> dict:
-    cmd = [sys.executable, __file__, "--child-minutes", str(minutes), "--device", args.device,
-           "--max-windows", str(args.max_windows)]
+    argv = [__file__, "--child-minutes", str(minutes), "--device", args.device,
+            "--max-windows", str(args.max_windows)]
     if args.weights:
-        cmd += ["--weights", str(args.weights)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        argv += ["--weights", str(args.weights)]
+    return in_fresh_process(argv)
 
 
 def main() -> None:

@@ -17,36 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
-from typing import Tuple
+from pathlib import Path
 
 import torch
 
-import hear_suite.bagofcodes as boc
-from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder
-from hear_suite.bagofcodes.io import load_bagofcodes
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
+
+import hear_suite.bagofcodes as boc  # noqa: E402
+from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder  # noqa: E402
+from hear_suite.bagofcodes.io import load_bagofcodes  # noqa: E402
 
 SR = 16000
-
-
-def timed(fn, repeats: int, cuda: bool) -> Tuple[float, float]:
-    """Best wall-clock seconds and the process CPU seconds of that run. On a shared machine
-    the CPU time is the figure that does not depend on what else runs."""
-    fn()  # warm-up
-    best, cpu = float("inf"), float("inf")
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - start
-        if wall < best:
-            best, cpu = wall, time.process_time() - start_cpu
-    return best, cpu
 
 
 def audio_batch(n: int, seconds: float, device: str) -> torch.Tensor:
@@ -56,42 +40,19 @@ def audio_batch(n: int, seconds: float, device: str) -> torch.Tensor:
     return (tone + 0.1 * (torch.rand(n, len(t), generator=g) * 2 - 1)).to(device)
 
 
-def vm_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def peak_memory_child(kind: str, weights, device: str) -> None:
     model = boc.load_model(weights).to(device)
     audio = audio_batch(1, 20 * 60, device)
     model.scene_embeddings(audio[:, :SR])
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS (VmHWM) to now
-        f.write("5")
-    base_kb = vm_kb("VmRSS")
-    if kind == "scene":
-        model.scene_embeddings(audio)
-    else:
-        model.timestamp_embeddings(audio)
-    if device == "cuda":
-        extra = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        extra = (vm_kb("VmHWM") - base_kb) / 1024
-    print(json.dumps({"extra_mb": extra}))
+    run = model.scene_embeddings if kind == "scene" else model.timestamp_embeddings
+    print(json.dumps({"extra_mb": peak_extra_mb(lambda: run(audio), device)}))
 
 
 def peak_memory(kind: str, weights, device: str) -> float:
-    cmd = [sys.executable, __file__, "--child-memory", kind, "--device", device]
+    argv = [__file__, "--child-memory", kind, "--device", device]
     if weights:
-        cmd += ["--weights", str(weights)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["extra_mb"]
+        argv += ["--weights", str(weights)]
+    return in_fresh_process(argv)["extra_mb"]
 
 
 def main() -> None:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,6 +20,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
@@ -39,21 +37,8 @@ def build(impl: str, weights, device: str):
 
 def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
     fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
-    fn(audio)  # warm-up
-    if audio.is_cuda:
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(audio)
-        if audio.is_cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return audio.shape[0] * audio.shape[1] / 16000 / best
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall, _ = timed(lambda: fn(audio), repeats, audio.is_cuda)
+    return audio.shape[0] * audio.shape[1] / 16000 / wall
 
 
 def peak_memory_child(impl: str, weights, device: str) -> None:
@@ -62,26 +47,16 @@ def peak_memory_child(impl: str, weights, device: str) -> None:
     audio = (torch.rand(1, 20 * 60 * 16000, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     audio = audio.to(device)
     model.scene_embeddings(audio[:, :16000])  # allocator and kernels warmed up
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    base_rss = rss_mb()
-    model.timestamp_embeddings(audio)
-    model.scene_embeddings(audio)
-    if device == "cuda":
-        extra = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        extra = rss_mb() - base_rss
+    extra = peak_extra_mb(lambda: (model.timestamp_embeddings(audio),
+                                   model.scene_embeddings(audio)), device)
     print(json.dumps({"extra_mb": extra}))
 
 
 def peak_memory(impl: str, weights, device: str) -> float:
-    cmd = [sys.executable, __file__, "--child-memory", impl, "--device", device]
+    argv = [__file__, "--child-memory", impl, "--device", device]
     if weights:
-        cmd += ["--weights", str(weights)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["extra_mb"]
+        argv += ["--weights", str(weights)]
+    return in_fresh_process(argv)["extra_mb"]
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any, Optional, Tuple
 
 from torch import Tensor
 
+from hear_suite.hear_api import check_model, check_options
 from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.io import load_encoder
 from hear_suite.ast.model import AST, ASTConfig
@@ -26,25 +27,16 @@ __all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "AS
 
 def load_model(model_file_path: Optional[str] = None, **options: Any) -> ASTEmbedder:
     """Load an AST embedding model in eval mode (on the CPU; move it with ``.to(device)``)."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValueError(f"unknown ast option(s) {sorted(unknown)}; valid: {sorted(OPTIONS)}")
+    check_options("ast", options, OPTIONS)
     return ASTEmbedder(load_encoder(model_file_path), **options).eval()
-
-
-def _check_model(model: Any) -> ASTEmbedder:
-    if not isinstance(model, ASTEmbedder):
-        raise ValueError(f"model must come from hear_suite.ast.load_model, "
-                         f"got {type(model).__name__}")
-    return model
 
 
 def get_timestamp_embeddings(audio: Tensor, model: ASTEmbedder) -> Tuple[Tensor, Tensor]:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T, dim),
     timestamps (n, T) in ms)``, float32 on the audio's device."""
-    return _check_model(model).timestamp_embeddings(audio)
+    return check_model(model, ASTEmbedder, "ast").timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: Tensor, model: ASTEmbedder) -> Tensor:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, dim)`` float32."""
-    return _check_model(model).scene_embeddings(audio)
+    return check_model(model, ASTEmbedder, "ast").scene_embeddings(audio)

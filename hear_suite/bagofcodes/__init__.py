@@ -16,6 +16,7 @@ from typing import Any, Optional, Tuple
 
 from torch import Tensor
 
+from hear_suite.hear_api import check_model, check_options
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder
 from hear_suite.bagofcodes.io import load_bagofcodes
 
@@ -26,26 +27,16 @@ __all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "Ba
 
 def load_model(model_file_path: Optional[str] = None, **options: Any) -> BagOfCodesEmbedder:
     """Load a bag-of-codes embedding model in eval mode (on the CPU; move it with ``.to``)."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValueError(f"unknown bagofcodes option(s) {sorted(unknown)}; valid: "
-                         f"{sorted(OPTIONS)}")
+    check_options("bagofcodes", options, OPTIONS)
     return BagOfCodesEmbedder(load_bagofcodes(model_file_path), **options).eval()
-
-
-def _check_model(model: Any) -> BagOfCodesEmbedder:
-    if not isinstance(model, BagOfCodesEmbedder):
-        raise ValueError(f"model must come from hear_suite.bagofcodes.load_model, got "
-                         f"{type(model).__name__}")
-    return model
 
 
 def get_timestamp_embeddings(audio: Tensor, model: BagOfCodesEmbedder) -> Tuple[Tensor, Tensor]:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T, 4 D),
     timestamps (n, T) in ms)``, float32 on the audio's device."""
-    return _check_model(model).timestamp_embeddings(audio)
+    return check_model(model, BagOfCodesEmbedder, "bagofcodes").timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: Tensor, model: BagOfCodesEmbedder) -> Tensor:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, 4 D)`` float32."""
-    return _check_model(model).scene_embeddings(audio)
+    return check_model(model, BagOfCodesEmbedder, "bagofcodes").scene_embeddings(audio)

@@ -14,6 +14,7 @@ from typing import Any, Optional, Tuple
 
 from torch import Tensor
 
+from hear_suite.hear_api import check_model, check_options
 from hear_suite.kwmlp.embedder import KWMLPEmbedder
 from hear_suite.kwmlp.io import load_encoder
 
@@ -24,24 +25,16 @@ __all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "KW
 
 def load_model(model_file_path: Optional[str] = None, **options: Any) -> KWMLPEmbedder:
     """Load a KW-MLP embedding model in eval mode (on the CPU; move it with ``.to(device)``)."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValueError(f"unknown kwmlp option(s) {sorted(unknown)}; valid: {sorted(OPTIONS)}")
+    check_options("kwmlp", options, OPTIONS)
     return KWMLPEmbedder(load_encoder(model_file_path), **options).eval()
-
-
-def _check_model(model: Any) -> KWMLPEmbedder:
-    if not isinstance(model, KWMLPEmbedder):
-        raise ValueError(f"model must come from hear_suite.kwmlp.load_model, got {type(model).__name__}")
-    return model
 
 
 def get_timestamp_embeddings(audio: Tensor, model: KWMLPEmbedder) -> Tuple[Tensor, Tensor]:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T, 64),
     timestamps (n, T) in ms)``, float32 on the audio's device."""
-    return _check_model(model).timestamp_embeddings(audio)
+    return check_model(model, KWMLPEmbedder, "kwmlp").timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: Tensor, model: KWMLPEmbedder) -> Tensor:
     """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, 1024)`` float32."""
-    return _check_model(model).scene_embeddings(audio)
+    return check_model(model, KWMLPEmbedder, "kwmlp").scene_embeddings(audio)

@@ -1,0 +1,59 @@
+"""What the benchmarks share: timing with warm-up and CUDA sync, peak extra memory of one call,
+and running a measurement in a fresh process (so one peak does not hide another)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Callable, List, Tuple
+
+import torch
+
+
+def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> Tuple[float, float]:
+    """Best wall-clock seconds over ``repeats`` runs (after one warm-up) and the process CPU
+    seconds of that run; on a shared machine the CPU time is the steadier figure."""
+    fn()
+    best, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        if wall < best:
+            best, cpu = wall, time.process_time() - start_cpu
+    return best, cpu
+
+
+def _vm_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def peak_extra_mb(run: Callable[[], object], device: str) -> float:
+    """Peak memory (MB) that ``run()`` adds to what is allocated when it starts: peak RSS on the
+    CPU (Linux; the high-water mark is reset first), peak allocated on CUDA."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS (VmHWM) to now
+        f.write("5")
+    base_kb = _vm_kb("VmRSS")
+    run()
+    return (_vm_kb("VmHWM") - base_kb) / 1024
+
+
+def in_fresh_process(argv: List[str]) -> dict:
+    """Run ``python *argv``; return the JSON object on the last line of its output."""
+    out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
