@@ -5,7 +5,8 @@
 
 Prints:
 - throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
-  embeddings (best of ``--repeats``);
+  embeddings (best of ``--repeats``), against the reference in the same run: the way a plain
+  wrapper around a fixed-length AST embeds, one clip and one window at a time (checked equal);
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
   allocated above the level before (CUDA);
@@ -35,6 +36,26 @@ def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
     fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
     wall, _ = timed(lambda: fn(audio), repeats, audio.is_cuda)
     return audio.shape[0] * audio.shape[1] / SR / wall
+
+
+@torch.no_grad()
+def reference_embeddings(model, audio: torch.Tensor):
+    """One clip and one window at a time through the same frontend and encoder: scene
+    ``(n, dim)`` and column embeddings ``(n, columns, dim)``."""
+    scenes, columns = [], []
+    for clip in audio:
+        clip = clip[None]
+        n_cols = model.num_columns(clip.shape[1])
+        cls_rows, col_rows, real = [], [], []
+        for w in range(model.num_windows(clip.shape[1])):
+            cls, cols = model.embed_windows(model.window_features(clip, w, w + 1)[0])
+            cls_rows.append(cls[0])
+            col_rows.append(cols[0])
+            real.append(min(model.config.window_cols, n_cols - w * model.config.window_cols))
+        weights = torch.tensor(real, dtype=torch.float32, device=audio.device) / n_cols
+        scenes.append((torch.stack(cls_rows) * weights[:, None]).sum(0))
+        columns.append(torch.cat(col_rows)[:n_cols])
+    return torch.stack(scenes), torch.stack(columns)
 
 
 def peak_memory_child(args: argparse.Namespace) -> None:
@@ -75,9 +96,16 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, max_windows {args.max_windows}")
     audio = (torch.rand(16, 10 * SR, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     audio = audio.to(args.device)
+    ref_scene, ref_cols = reference_embeddings(model, audio)
+    scene, cols = model.embed(audio)
+    diff = max((scene - ref_scene).abs().max().item(), (cols - ref_cols).abs().max().item())
+    print(f"max |hear_suite - one window at a time| over 16 x 10 s: {diff:.2e}")
+    wall, _ = timed(lambda: reference_embeddings(model, audio), args.repeats, audio.is_cuda)
+    reference = audio.numel() / SR / wall
     for kind in ("timestamp", "scene"):
-        print(f"{kind:>9}: {throughput(model, audio, kind, args.repeats):8.1f} audio s / wall s "
-              f"(16 clips x 10 s)")
+        speed = throughput(model, audio, kind, args.repeats)
+        print(f"{kind:>9}: hear_suite {speed:8.1f} audio s / wall s, reference {reference:8.1f}, "
+              f"ratio {speed / reference:.2f} (16 clips x 10 s)")
     for minutes in (10, 20):
         r = peak_memory(args, minutes)
         print(f"{minutes}-minute clip (timestamp + scene): peak extra memory "

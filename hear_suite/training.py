@@ -432,6 +432,32 @@ def restore_training_state(state: Mapping[str, Any], *, model: nn.Module, optimi
         seed_everything(derive_seed(seed, state["epoch"]), info.rank)
 
 
+def resume(path: PathLike, key: Mapping[str, Any], *, model: nn.Module, optimizer: Optimizer,
+           scheduler: LRScheduler, info: DistInfo, seed: int) -> Dict[str, Any]:
+    """Read the state at ``path``, refuse it unless its ``extra`` holds ``key`` (what defines the
+    run: model config, corpus, ...), restore it (:func:`restore_training_state`) and return it."""
+    state = load_training_state(path)
+    if {k: state["extra"].get(k) for k in key} != dict(key):
+        raise SystemExit(f"{path} was made for another model or data; use --restart or "
+                         f"another --out")
+    log(f"resuming {path} after epoch {state['epoch']} (step {state['step']})")
+    restore_training_state(state, model=model, optimizer=optimizer, scheduler=scheduler,
+                           info=info, seed=seed)
+    return state
+
+
+def wrap_ddp(model: nn.Module, info: DistInfo, *,
+             find_unused_parameters: bool = False) -> nn.Module:
+    """``model`` in ``DistributedDataParallel`` when running under torchrun, else itself."""
+    if not info.is_distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters)
+
+
 class MetricsLog:
     """Per-epoch metrics in a CSV file, one row per epoch (column ``epoch``, 1-based).
 

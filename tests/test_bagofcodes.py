@@ -207,8 +207,9 @@ def test_bad_checkpoints_and_options(tmp_path, model_file):
             boc.load_model(str(model_file), **options)
 
 
-def test_shipped_weights_golden():
-    """The shipped model: sizes, normalisation and a golden histogram of a fixed input."""
+def test_shipped_weights_sizes_and_normalisation():
+    """The shipped model: sizes, and per-second counts for clips longer than a second (its
+    golden values are checked with the other models' in test_package.py)."""
     model = boc.load_model()
     assert model.scene_embedding_size == model.timestamp_embedding_size == 1024
     t = torch.arange(2 * SR) / SR
@@ -216,24 +217,6 @@ def test_shipped_weights_golden():
         2 * np.pi * (2000 * t - 300 * t ** 2))])
     scene = boc.get_scene_embeddings(audio, model)
     assert torch.allclose(per_view(scene), torch.tensor(PER_SECOND, dtype=torch.float32))
-    # codes are discrete: another BLAS may at most flip a rare near-tie (0.5 per flip here)
-    assert (scene[:, ::7] - torch.tensor(GOLDEN_SCENE)).abs().sum() <= 2.0
-
-
-# every 7th value of the scene embeddings of the golden input with weights/bagofcodes.pt
-GOLDEN_SCENE = [[
-    0, 4, 0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 59,
-    0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-], [
-    0, 5.5, 0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-]]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -161,8 +161,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                            head_norm=True, pos_embed="absolute"),
     # seed 003: 64 mel bins 125-7500 Hz, 8 mel x 32 frame patches, time-major, 12 x 768, ReLU FF
     "ast_pe": dict(),
-    # the shipped CPU-sized model: seed 003's layout, 3.2 s windows, 4 blocks of width 128
+    # the tests' tiny model: seed 003's layout, 3.2 s windows, 4 blocks of width 128
     "small": dict(window_frames=320, dim=128, depth=4, heads=4, ff_dim=384, peg_blocks=2),
+    # the PE study's CPU-sized model (2.7 M parameters): the same layout, 4 blocks of width 256
+    "medium": dict(window_frames=320, dim=256, depth=4, heads=4, ff_dim=768, peg_blocks=2),
 }
 
 

@@ -36,7 +36,6 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from hear_suite import checkpoint, training
 from hear_suite.ast.embedder import ASTEmbedder
@@ -267,10 +266,9 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     swa: Optional[Dict[str, Tensor]] = None
     swa_count = 0
     if resume_from is not None:
-        state = training.load_training_state(resume_from)
-        if state["extra"].get("config") != config.to_dict():
-            raise SystemExit(f"{resume_from} was made for another model or task; use --restart "
-                             f"or another --out")
+        state = training.resume(resume_from, {"config": config.to_dict()}, model=model,
+                                optimizer=optimizer, scheduler=scheduler, info=info,
+                                seed=args.seed)
         start_epoch, step = state["epoch"], state["step"]
         best, best_epoch = state["best_metric"], state["extra"]["best_epoch"]
         elapsed = state["extra"]["elapsed_s"]
@@ -279,17 +277,11 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             training.log("note: the averaged epochs fall outside the new last --swa-epochs: "
                          "the average starts over")
             swa, swa_count = None, 0
-        training.log(f"resuming {resume_from} after epoch {start_epoch} (step {step})")
-        training.restore_training_state(state, model=model, optimizer=optimizer,
-                                        scheduler=scheduler, info=info, seed=args.seed)
     metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    ddp: nn.Module = model
-    if info.is_distributed:
-        ddp = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda"
-                                      else None)
+    ddp = training.wrap_ddp(model, info)
     x_tr, y_tr = data["train"]
     for epoch in range(start_epoch, args.epochs):
         t1 = time.perf_counter()

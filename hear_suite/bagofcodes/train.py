@@ -36,7 +36,6 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from hear_suite import checkpoint, training
 from hear_suite.bagofcodes.io import save_bagofcodes
@@ -303,22 +302,14 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
                  "files": len(files)}
     start_epoch, step, elapsed = 0, 0, 0.0
     if resume_from is not None:
-        state = training.load_training_state(resume_from)
-        if {k: state["extra"].get(k) for k in extra_key} != extra_key:
-            raise SystemExit(f"{resume_from} was made for another model or corpus; use "
-                             f"--restart or another --out")
+        state = training.resume(resume_from, extra_key, model=ae, optimizer=optimizer,
+                                scheduler=scheduler, info=info, seed=args.seed)
         start_epoch, step, elapsed = state["epoch"], state["step"], state["extra"]["elapsed_s"]
-        training.log(f"resuming {resume_from} after epoch {start_epoch} (step {step})")
-        training.restore_training_state(state, model=ae, optimizer=optimizer,
-                                        scheduler=scheduler, info=info, seed=args.seed)
     metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    ddp: nn.Module = ae
-    if info.is_distributed:
-        ddp = DistributedDataParallel(ae, device_ids=[info.device.index]
-                                      if info.device.type == "cuda" else None)
+    ddp = training.wrap_ddp(ae, info)
     for epoch in range(start_epoch, args.epochs):
         t1 = time.perf_counter()
         train_mse, lr = train_one_epoch(ddp, x, lengths, config, optimizer=optimizer,

@@ -4,6 +4,11 @@
 
     hear-suite make-corpus keywords --out /work/data/keywords            # ~3400 clips
     hear-suite make-corpus keywords --out /tmp/kw --speakers 10 --words yes,no,up
+    hear-suite make-corpus general --out /work/data/general --clips 1200   # bag-of-codes corpus
+
+``keywords``: spoken words, Speech Commands style (:mod:`hear_suite.corpora.keywords`).
+``general``: speech, music, noises and events mixed into 1-10 s clips, multilabel
+(:mod:`hear_suite.corpora.general`).
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-CORPORA = ("keywords",)
+CORPORA = ("keywords", "general")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="tasks directory; the task goes to OUT/<task>-v1-full")
     parser.add_argument("--seed", type=int, default=0, help="same seed, byte-identical corpus")
+    g = parser.add_argument_group("general")
+    g.add_argument("--clips", type=int, default=300, help="general: number of clips")
+    g.add_argument("--max-seconds", type=float, default=10.0, help="general: longest clip")
+    parser = parser.add_argument_group("keywords")
     parser.add_argument("--speakers", type=int, default=90,
                         help="espeak-ng speakers (split 70/15/15); Festival adds 6 train speakers")
     parser.add_argument("--clips-per-speaker-word", type=int, default=1,
@@ -30,24 +39,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-festival", action="store_true", help="espeak-ng speakers only")
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    parser.add_argument("--task-name", default="keywords")
+    parser.add_argument("--task-name", default=None, help="default: the corpus name")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.corpus == "general":
+        return make_general(args)
     from hear_suite.corpora.keywords import WORDS, KeywordConfig, build_keywords
 
     words = tuple(w.strip() for w in args.words.split(",")) if args.words else WORDS
     config = KeywordConfig(
         seed=args.seed, words=words, n_speakers=args.speakers, festival=not args.no_festival,
         clips_per_speaker_word=args.clips_per_speaker_word, sample_rate=args.sample_rate,
-        task_name=args.task_name,
+        task_name=args.task_name or "keywords",
     )
     started = time.time()
     task = build_keywords(args.out, config, workers=args.workers, progress=not args.quiet)
     seconds = time.time() - started
     print(f"wrote {task} in {seconds:.0f} s")
     print(summarize(task))
+    return 0
+
+
+def make_general(args: argparse.Namespace) -> int:
+    from hear_suite.corpora.general import GeneralConfig, build_general
+
+    if args.clips < 3 or args.max_seconds < 1.0:
+        raise SystemExit("make-corpus general: need --clips >= 3 and --max-seconds >= 1")
+    started = time.time()
+    task = build_general(args.out, GeneralConfig(
+        seed=args.seed, n_clips=args.clips, max_seconds=args.max_seconds,
+        sample_rate=args.sample_rate, task_name=args.task_name or "general"),
+        progress=not args.quiet)
+    print(f"wrote {task} in {time.time() - started:.0f} s")
     return 0
 
 

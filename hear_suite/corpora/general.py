@@ -10,6 +10,8 @@ below 10 dB), plus some noise-only clips. Everything is drawn from ``np.random.d
 keyed by ``(seed, clip index)``: the same seed gives the same corpus.
 
 >>> build_general(Path("/tmp/tasks"), GeneralConfig(n_clips=300))   # -> /tmp/tasks/general-v1-full
+
+From the shell: ``hear-suite make-corpus general --out TASKS --clips 300 --seed 0``.
 """
 from __future__ import annotations
 
@@ -131,26 +133,3 @@ def build_general(out: Path, config: GeneralConfig = GeneralConfig(), *,
             split = ("train", "valid", "test")[int(np.searchsorted(bounds, i, side="right"))]
             w.add(split, f"general{i:05d}", audio, labels)
     return w.path
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m hear_suite.corpora.general --out TASKS [--clips N] [--seed S]
-    [--max-seconds 10] [--task-name general]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, required=True, help="tasks directory")
-    p.add_argument("--clips", type=int, default=GeneralConfig.n_clips)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-seconds", type=float, default=GeneralConfig.max_seconds)
-    p.add_argument("--task-name", default=GeneralConfig.task_name)
-    args = p.parse_args(argv)
-    path = build_general(args.out, GeneralConfig(seed=args.seed, n_clips=args.clips,
-                                                 max_seconds=args.max_seconds,
-                                                 task_name=args.task_name))
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

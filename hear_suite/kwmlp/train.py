@@ -32,7 +32,6 @@ from typing import Any, Dict, List, Sequence, Tuple
 import soundfile as sf
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from hear_suite import checkpoint, training
@@ -269,16 +268,12 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
 
     start_epoch, step, best_acc, best_epoch, elapsed = 0, 0, None, 0, 0.0
     if resume_from is not None:
-        state = training.load_training_state(resume_from)
-        if state["extra"].get("config") != config.to_dict():
-            raise SystemExit(f"{resume_from} was made for another model or task (config "
-                             f"{state['extra'].get('config')}); use --restart or another --out")
+        state = training.resume(resume_from, {"config": config.to_dict()}, model=model,
+                                optimizer=optimizer, scheduler=scheduler, info=info,
+                                seed=args.seed)
         start_epoch, step = state["epoch"], state["step"]
         best_acc, best_epoch = state["best_metric"], state["extra"]["best_epoch"]
         elapsed = state["extra"]["elapsed_s"]
-        training.log(f"resuming {resume_from} after epoch {start_epoch} (step {step})")
-        training.restore_training_state(state, model=model, optimizer=optimizer,
-                                        scheduler=scheduler, info=info, seed=args.seed)
         if state["extra"].get("epochs") != args.epochs:
             training.log(f"note: the schedule is re-planned from {state['extra'].get('epochs')} "
                          f"to {args.epochs} epochs")
@@ -286,12 +281,8 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    ddp: nn.Module = model
-    if info.is_distributed:
-        # Stochastic depth drops whole blocks, so some parameters get no gradient in a step.
-        ddp = DistributedDataParallel(model, device_ids=[info.device.index]
-                                      if info.device.type == "cuda" else None,
-                                      find_unused_parameters=True)
+    # Stochastic depth drops whole blocks, so some parameters get no gradient in a step.
+    ddp = training.wrap_ddp(model, info, find_unused_parameters=True)
     for epoch in range(start_epoch, args.epochs):
         t0 = time.perf_counter()
         train_loss, train_acc, steps, lr = train_one_epoch(
