@@ -475,3 +475,35 @@ def test_torchrun_two_cpu_processes(tmp_path):
     # 24 train clips, global batch 8 split 4 + 4: 3 steps per epoch, as with one process
     with open(out / "metrics.csv") as f:
         assert [row["step"] for row in csv.DictReader(f)] == ["3", "6"]
+
+
+def test_unit_range_normalisation_of_seed_003():
+    """``ast_pe``: log(mel + 0.001) mapped to [0, 1] by the training minimum and maximum,
+    negatives clipped; the default (AST) is (x - mean) / (2 std)."""
+    from hear_suite.ast.model import Frontend, normalize
+
+    c = ASTConfig.preset("ast_pe")
+    assert (c.normalization, c.log_offset) == ("unit_range", 1e-3)
+    c = c.replace(norm_min=-6.0, norm_max=2.0)
+    x = torch.tensor([-8.0, -6.0, -2.0, 2.0, 4.0])
+    assert torch.allclose(normalize(x, c), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.25]))
+    d = ASTConfig(norm_mean=-2.0, norm_std=2.0)
+    assert torch.allclose(normalize(x, d), (x + 2.0) / 4.0)
+    audio = torch.zeros(1, 16000)
+    mel = Frontend(c.replace(norm_min=0.0, norm_max=1.0))(audio)
+    assert torch.allclose(mel, torch.zeros_like(mel))  # log(0 + 0.001) < 0: clipped
+    with pytest.raises(ValueError, match="normalization"):
+        ASTConfig(normalization="minmax")
+
+
+def test_train_seed_003_normalisation(tmp_path):
+    """``--preset ast_pe`` trains on [0, 1]-mapped log-mels with the training minimum/maximum."""
+    from hear_suite import cli
+
+    task = write_mixture_task(tmp_path / "tasks")
+    out = tmp_path / "run"
+    assert cli.main(["train", "ast", "--task-dir", str(task), "--out", str(out), "--preset",
+                     "ast_pe", *TRAIN_FAST, "--epochs", "1"]) == 0
+    c = ast.load_model(str(out / "ast_conditional.pt")).config
+    assert c.normalization == "unit_range" and c.log_offset == 1e-3
+    assert c.norm_min < -5.0 < c.norm_max  # log(1e-3) = -6.9 is the floor of silence

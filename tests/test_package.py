@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,11 +53,29 @@ def validator():
     return exe
 
 
-@pytest.mark.parametrize("with_path", [False, True], ids=["default-weights", "-m weights"])
-def test_hear_validator(with_path):
-    cmd = [validator(), "hear_suite.kwmlp"]
-    if with_path:
-        cmd += ["-m", str(default_weights("kwmlp.pt"))]
+def shipped_weights():
+    """(module, file name) of every weights/*.pt, the module found by the file name's family."""
+    from hear_suite.registry import MODELS
+
+    modules = {e.name: e.module for e in MODELS.values()}
+    out = []
+    for path in sorted(Path(default_weights("kwmlp.pt")).parent.glob("*.pt")):
+        family = max((f for f in modules if path.name.startswith(f)), key=len)
+        out.append((modules[family], path.name))
+    return out
+
+
+VALIDATED = [(m, None) for m in ("hear_suite.kwmlp", "hear_suite.bagofcodes", "hear_suite.ast")]
+VALIDATED += shipped_weights()
+
+
+@pytest.mark.parametrize("module, weights", VALIDATED,
+                         ids=[f"{m.split('.')[-1]}-{w or 'default'}" for m, w in VALIDATED])
+def test_hear_validator(module, weights):
+    """hear-validator on every module, with its default weights and with every shipped file."""
+    cmd = [validator(), module]
+    if weights:
+        cmd += ["-m", str(default_weights(weights))]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Looks good!" in result.stdout

@@ -24,6 +24,7 @@ from hear_suite import frontends
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.pos_embed import Grid
 
+NORMALIZATIONS = ("mean_std", "unit_range")
 POS_EMBEDS = ("none", "absolute", "alibi_2d", "alibi_time", "relative_2d", "conditional",
               "conditional_absolute")
 
@@ -32,7 +33,9 @@ POS_EMBEDS = ("none", "absolute", "alibi_2d", "alibi_time", "relative_2d", "cond
 class ASTConfig:
     """Everything that defines an AST. Defaults: seed 003's ``conditional`` model, from scratch."""
 
-    # frontend: nnAudio log-mel, normalised as (x - norm_mean) / (2 * norm_std)
+    # frontend: nnAudio log-mel, log(mel power + log_offset), then normalised with training-set
+    # statistics: "mean_std" (AST) (x - norm_mean) / (2 * norm_std); "unit_range" (seed 003)
+    # (x - norm_min) / (norm_max - norm_min), negatives clipped to 0
     sample_rate: int = 16000
     n_mels: int = 64
     n_fft: int = 512
@@ -40,8 +43,12 @@ class ASTConfig:
     hop_length: int = 160
     fmin: float = 125.0
     fmax: float = 7500.0
+    log_offset: float = 1e-6
+    normalization: str = "mean_std"
     norm_mean: float = 0.0
     norm_std: float = 0.5
+    norm_min: float = 0.0
+    norm_max: float = 1.0
     # the encoder sees windows of `window_frames` frames (992 = seed 003's 9.94 s)
     window_frames: int = 992
     # patches: Conv2d(1, dim, (patch_freq, patch_time), stride (stride_freq, stride_time))
@@ -74,6 +81,11 @@ class ASTConfig:
             problems.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
         if self.order not in pe.ORDERS:
             problems.append(f"order must be one of {pe.ORDERS}, got {self.order!r}")
+        if self.normalization not in NORMALIZATIONS:
+            problems.append(f"normalization must be one of {NORMALIZATIONS}, got "
+                            f"{self.normalization!r}")
+        if self.norm_max <= self.norm_min or self.log_offset <= 0:
+            problems.append("need norm_max > norm_min and log_offset > 0")
         if self.activation not in ("relu", "gelu"):
             problems.append(f"activation must be relu or gelu, got {self.activation!r}")
         if min(self.dim, self.depth, self.heads, self.ff_dim, self.patch_freq, self.patch_time,
@@ -159,8 +171,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
                            heads=12, ff_dim=3072, activation="gelu", dropout=0.0, qkv_bias=True,
                            norm_eps=1e-6, dist_token=True, embed_norm=False, final_norm=True,
                            head_norm=True, pos_embed="absolute"),
-    # seed 003: 64 mel bins 125-7500 Hz, 8 mel x 32 frame patches, time-major, 12 x 768, ReLU FF
-    "ast_pe": dict(),
+    # seed 003: 64 mel bins 125-7500 Hz, log(x + 0.001) mapped to [0, 1], 8 mel x 32 frame
+    # patches, time-major, 12 x 768, ReLU FF
+    "ast_pe": dict(log_offset=1e-3, normalization="unit_range"),
     # the tests' tiny model: seed 003's layout, 3.2 s windows, 4 blocks of width 128
     "small": dict(window_frames=320, dim=128, depth=4, heads=4, ff_dim=384, peg_blocks=2),
     # the PE study's CPU-sized model (2.7 M parameters): the same layout, 4 blocks of width 256
@@ -306,14 +319,21 @@ class Frontend(nn.Module):
 
     def __init__(self, config: ASTConfig) -> None:
         super().__init__()
-        self.mean, self.std = config.norm_mean, config.norm_std
+        self.config = config
         self.log_mel = frontends.log_mel(sample_rate=config.sample_rate, n_mels=config.n_mels,
                                          n_fft=config.n_fft, win_length=config.win_length,
                                          hop_length=config.hop_length, fmin=config.fmin,
-                                         fmax=config.fmax)
+                                         fmax=config.fmax, eps=config.log_offset)
 
     def forward(self, audio: Tensor) -> Tensor:
-        return (self.log_mel(audio) - self.mean) / (2 * self.std)
+        return normalize(self.log_mel(audio), self.config)
+
+
+def normalize(log_mel: Tensor, config: ASTConfig) -> Tensor:
+    """The config's normalisation of a log-mel (any shape)."""
+    if config.normalization == "unit_range":
+        return ((log_mel - config.norm_min) / (config.norm_max - config.norm_min)).clamp(min=0)
+    return (log_mel - config.norm_mean) / (2 * config.norm_std)
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -13,9 +13,10 @@ are the mean of the weights after each of the last ``--swa-epochs`` epochs (seed
 last 10 checkpoints; ``--swa-epochs 0`` ships the best-valid epoch instead).
 
 Data: every clip is framed exactly as :class:`hear_suite.ast.embedder.ASTEmbedder` frames audio,
-and its first window (``window_frames``, 3.2 s for the ``small`` preset) is the training example;
-the frontend is fixed, so each split's log-mels are computed once. The normalisation statistics
-(mean and standard deviation of the training log-mels) go into the model's config.
+and its first window (``window_frames``, 3.2 s for the ``small`` and ``medium`` presets) is the
+training example; the frontend is fixed, so each split's log-mels are computed once. The
+normalisation statistics of the training log-mels (mean and standard deviation for AST's
+``mean_std``, minimum and maximum for seed 003's ``unit_range``) go into the model's config.
 
 Run directory: ``metrics.csv``, ``curves.png``, ``last.pt`` (resumable; a rerun resumes),
 ``best.pt`` (best-valid epoch) and ``ast_<pe>.pt`` (shipped format, with provenance).
@@ -40,7 +41,7 @@ from torch import Tensor, nn
 from hear_suite import checkpoint, training
 from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.io import FAMILY, save_encoder
-from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, num_parameters
+from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, normalize, num_parameters
 from hear_suite.tasks import MULTILABEL, SCENE, Task, read_task
 from hear_suite.version import __version__
 
@@ -235,16 +236,20 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     run_dir = training.RunDir(out, outputs=(BEST, weights_name))
     resume_from = run_dir.resolve(args.resume_mode)
 
-    # raw log-mels first (mean 0, 2 * std 1), then the training set's statistics
-    raw = base_config(args, task.labels).replace(norm_mean=0.0, norm_std=0.5)
+    # raw log-mels first (the identity normalisation), then the training set's statistics
+    wanted = base_config(args, task.labels)
+    raw = wanted.replace(normalization="mean_std", norm_mean=0.0, norm_std=0.5)
     embedder = ASTEmbedder(AST(raw)).to(info.device)
     t0 = time.perf_counter()
     data = {s: encode_split(task, s, embedder, batch_size=64) for s in SPLITS}
-    mean, std = data["train"][0].mean().item(), data["train"][0].std().item()
-    mean, std = float(f"{mean:.6g}"), float(f"{std:.6g}")
-    data = {s: ((x - mean) / (2 * std), y) for s, (x, y) in data.items()}
-    config = raw.replace(norm_mean=mean, norm_std=std)
-    del embedder
+    x_tr = data["train"][0]
+    stats = {k: float(f"{v:.6g}") for k, v in (("norm_mean", x_tr.mean().item()),
+                                               ("norm_std", x_tr.std().item()),
+                                               ("norm_min", x_tr.min().item()),
+                                               ("norm_max", x_tr.max().item()))}
+    config = wanted.replace(**stats)
+    data = {s: (normalize(x, config), y) for s, (x, y) in data.items()}
+    del embedder, x_tr
     training.log(f"{task.name}: " + ", ".join(f"{s} {len(d[1])}" for s, d in data.items())
                  + f" clips, {len(task.labels)} {'multilabel' if multilabel else 'multiclass'} "
                    f"classes, log-mels {tuple(data['train'][0].shape[1:])} in "
