@@ -56,8 +56,13 @@ class LogMel(nn.Module):
         self.win_length = win_length
         self.eps = eps
 
-    def forward(self, audio: "torch.Tensor") -> "torch.Tensor":
-        return torch.log(self.mel(audio) + self.eps)
+    def forward(self, audio: "torch.Tensor", spectrum_transform=None) -> "torch.Tensor":
+        """``spectrum_transform``: applied to the linear power spectrogram ``(n, freq, frames)``
+        before the mel filterbank (e.g. SpecAugment in the STFT domain, as seed 003 does)."""
+        if spectrum_transform is None:
+            return torch.log(self.mel(audio) + self.eps)
+        spec = self.mel.stft(audio, output_format="Magnitude") ** self.mel.power
+        return torch.log(torch.matmul(self.mel.mel_basis, spectrum_transform(spec)) + self.eps)
 
 
 def log_mel(*, sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int,

@@ -507,3 +507,27 @@ def test_train_seed_003_normalisation(tmp_path):
     c = ast.load_model(str(out / "ast_conditional.pt")).config
     assert c.normalization == "unit_range" and c.log_offset == 1e-3
     assert c.norm_min < -5.0 < c.norm_max  # log(1e-3) = -6.9 is the floor of silence
+
+
+def test_stft_domain_specaugment(tmp_path):
+    """Seed 003 masks the linear STFT power before the mel filterbank: the identity transform
+    gives the plain frontend, a masked frequency band lowers the mel bins it feeds; the trainer
+    runs with ``--specaugment-on stft``."""
+    from hear_suite import cli
+    from hear_suite.ast.model import Frontend
+
+    front = Frontend(ASTConfig.preset("small"))
+    audio = noise(2, SR)
+    assert torch.allclose(front(audio, lambda s: s), front(audio), atol=1e-5)
+
+    def drop_band(spec):
+        spec = spec.clone()
+        spec[:, 100:140] = 0  # 3.1-4.4 kHz of the 512-point FFT
+        return spec
+
+    diff = front(audio) - front(audio, drop_band)
+    assert (diff >= -1e-4).all() and diff.max() > 1.0  # only lowered, some bins a lot
+    task = write_mixture_task(tmp_path / "tasks")
+    assert cli.main(["train", "ast", "--task-dir", str(task), "--out", str(tmp_path / "run"),
+                     *TRAIN_FAST, "--epochs", "1", "--specaugment-on", "stft",
+                     "--freq-mask-width", "64", "--time-mask-width", "20"]) == 0

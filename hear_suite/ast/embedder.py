@@ -71,16 +71,20 @@ class ASTEmbedder(nn.Module):
     def num_windows(self, n_samples: int) -> int:
         return math.ceil(self.num_columns(n_samples) / self.config.window_cols)
 
-    def window_features(self, audio: Tensor, start: int, stop: int) -> Tensor:
-        """Normalised log-mel of windows ``start..stop-1``: ``(n, L)`` ->
-        ``(n, stop - start, n_mels, window_frames)`` on the model's device."""
-        n = audio.shape[0]
+    def window_audio(self, audio: Tensor, start: int, stop: int) -> Tensor:
+        """The samples windows ``start..stop-1`` see (zeros outside the clip): ``(n, L)`` ->
+        ``(n, stop - start, window_samples)`` on the model's device."""
         lo = start * self.window_step
         hi = (stop - 1) * self.window_step + self.window_samples
         seg = padded_chunks(audio, chunk=1, pad_front=self.pad_front, start=lo, stop=hi)[..., 0]
-        seg = seg.to(self.device).unfold(-1, self.window_samples, self.window_step)
+        return seg.to(self.device).unfold(-1, self.window_samples, self.window_step)
+
+    def window_features(self, audio: Tensor, start: int, stop: int) -> Tensor:
+        """Normalised log-mel of windows ``start..stop-1``: ``(n, L)`` ->
+        ``(n, stop - start, n_mels, window_frames)`` on the model's device."""
+        seg = self.window_audio(audio, start, stop)
         mel = self.frontend(seg.reshape(-1, self.window_samples))
-        return mel.reshape(n, stop - start, *mel.shape[1:])
+        return mel.reshape(*seg.shape[:2], *mel.shape[1:])
 
     def embed_windows(self, mel: Tensor) -> Tuple[Tensor, Tensor]:
         """``(k, n_mels, frames)`` -> scene tokens ``(k, dim)`` and column embeddings

@@ -325,8 +325,8 @@ class Frontend(nn.Module):
                                          hop_length=config.hop_length, fmin=config.fmin,
                                          fmax=config.fmax, eps=config.log_offset)
 
-    def forward(self, audio: Tensor) -> Tensor:
-        return normalize(self.log_mel(audio), self.config)
+    def forward(self, audio: Tensor, spectrum_transform=None) -> Tensor:
+        return normalize(self.log_mel(audio, spectrum_transform), self.config)
 
 
 def normalize(log_mel: Tensor, config: ASTConfig) -> Tensor:

@@ -6,8 +6,9 @@
 Multilabel tasks train with BCE-with-logits and are scored by mAP (macro over the classes with a
 positive example); multiclass tasks with cross-entropy and top-1 accuracy. The recipe, every
 number a flag: AdamW (weight decay 0 by default, i.e. Adam as seed 003), gradient values clipped
-to 1, per-step linear warm-up then cosine decay, SpecAugment on the normalised log-mel (time and
-frequency masks), mixup (with probability ``--mixup`` a batch is mixed with its reversal,
+to 1, per-step linear warm-up then cosine decay, SpecAugment time and frequency masks (on the normalised
+log-mel as AST, or with ``--specaugment-on stft`` on the linear STFT power before the mel
+filterbank as seed 003), mixup (with probability ``--mixup`` a batch is mixed with its reversal,
 ``lambda ~ Beta(a, a)``, labels mixed alike), and stochastic weight averaging: the shipped weights
 are the mean of the weights after each of the last ``--swa-epochs`` epochs (seed 003 averaged its
 last 10 checkpoints; ``--swa-epochs 0`` ships the best-valid epoch instead).
@@ -30,7 +31,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -76,7 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--time-masks", type=int, default=2)
     g.add_argument("--time-mask-width", type=int, default=48, help="max frames per time mask")
     g.add_argument("--freq-masks", type=int, default=2)
-    g.add_argument("--freq-mask-width", type=int, default=12, help="max mel bins per mask")
+    g.add_argument("--freq-mask-width", type=int, default=12,
+                   help="max bins per mask (mel bins, or STFT bins with --specaugment-on stft)")
+    g.add_argument("--specaugment-on", choices=("log_mel", "stft"), default="log_mel",
+                   help="mask the normalised log-mel (AST) or the linear STFT power before the "
+                        "mel filterbank (seed 003: --freq-mask-width 64 --time-mask-width 100)")
     g.add_argument("--swa-epochs", type=int, default=5,
                    help="ship the mean of the last N epochs' weights (0: the best-valid epoch)")
 
@@ -106,6 +111,13 @@ def load_clips(paths: List[Path], n_samples: int, sample_rate: int) -> Tensor:
     return out
 
 
+def first_window_audio(paths: List[Path], embedder: ASTEmbedder, sample_rate: int) -> Tensor:
+    """The samples the first window of each clip sees, framed as the embedder frames audio:
+    ``(N, window_samples)`` on the embedder's device."""
+    audio = load_clips(paths, embedder.window_samples - embedder.pad_front, sample_rate)
+    return embedder.window_audio(audio, 0, 1)[:, 0]
+
+
 @torch.no_grad()
 def encode_split(task: Task, split: str, embedder: ASTEmbedder, *, batch_size: int
                  ) -> Tuple[Tensor, Tensor]:
@@ -113,12 +125,9 @@ def encode_split(task: Task, split: str, embedder: ASTEmbedder, *, batch_size: i
     targets: multi-hot ``(N, C)`` float (multilabel) or class indices ``(N,)``."""
     index = task.label_index()
     paths = sorted(task.examples[split])
-    n_samples = embedder.window_samples - embedder.pad_front  # audio the first window sees
-    feats = []
-    for i in range(0, len(paths), batch_size):
-        audio = load_clips(paths[i:i + batch_size], n_samples, task.sample_rate)
-        feats.append(embedder.window_features(audio, 0, 1)[:, 0])
-    x = torch.cat(feats)
+    x = torch.cat([embedder.frontend(first_window_audio(paths[i:i + batch_size], embedder,
+                                                        task.sample_rate))
+                   for i in range(0, len(paths), batch_size)])
     if task.is_multilabel:
         y = torch.zeros(len(paths), len(task.labels))
         for k, p in enumerate(paths):
@@ -158,13 +167,14 @@ def evaluate(model: AST, x: Tensor, y: Tensor, *, multilabel: bool, batch_size: 
     return loss_fn(logits, y, multilabel).item(), score(logits, y, multilabel)
 
 
-def train_one_epoch(model: nn.Module, x: Tensor, y: Tensor, *, optimizer: torch.optim.Optimizer,
-                    scheduler: training.WarmupCosineLR, multilabel: bool, n_classes: int,
-                    args: argparse.Namespace, info: training.DistInfo, epoch: int
-                    ) -> Tuple[float, int, float]:
-    """One pass over this rank's shard: mean train loss (all ranks), steps, last learning rate."""
+def train_one_epoch(model: nn.Module, features: Callable[[Tensor], Tensor], y: Tensor, *,
+                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupCosineLR,
+                    multilabel: bool, n_classes: int, args: argparse.Namespace,
+                    info: training.DistInfo, epoch: int) -> Tuple[float, int, float]:
+    """One pass over this rank's shard: mean train loss (all ranks), steps, last learning rate.
+    ``features(indices)``: the SpecAugmented log-mels of those training examples."""
     model.train()
-    idx = training.shard_indices(len(x), rank=info.rank, world_size=info.world_size,
+    idx = training.shard_indices(len(y), rank=info.rank, world_size=info.world_size,
                                  epoch=epoch, seed=args.seed)
     per_rank = args.batch_size // info.world_size
     sums = torch.zeros(2, dtype=torch.float64, device=info.device)
@@ -173,9 +183,7 @@ def train_one_epoch(model: nn.Module, x: Tensor, y: Tensor, *, optimizer: torch.
                             desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
     for b in bar:
         b = b.to(info.device)
-        xb = training.spec_augment(x[b], time_masks=args.time_masks,
-                                   time_width=args.time_mask_width, freq_masks=args.freq_masks,
-                                   freq_width=args.freq_mask_width)
+        xb = features(b)
         yb = y[b] if multilabel else F.one_hot(y[b], n_classes).float()
         if args.mixup > 0 and len(b) > 1 and torch.rand(()).item() < args.mixup:
             lam = float(np.random.beta(args.mixup_alpha, args.mixup_alpha))
@@ -194,6 +202,28 @@ def train_one_epoch(model: nn.Module, x: Tensor, y: Tensor, *, optimizer: torch.
                              torch.tensor(float(len(b)), dtype=torch.float64, device=info.device)])
     total = training.all_reduce_sum(sums)
     return (total[0] / total[1]).item(), steps, lr
+
+
+def augmented_features(args: argparse.Namespace, task: Task, x: Tensor, config: ASTConfig,
+                       device: torch.device) -> Callable[[Tensor], Tensor]:
+    """``indices -> (B, n_mels, frames)`` SpecAugmented training log-mels: masks on the cached
+    normalised log-mels ``x`` (AST), or on the linear STFT power before the mel filterbank,
+    recomputing the frontend per batch (``--specaugment-on stft``, seed 003)."""
+    def masks(spec: Tensor) -> Tensor:
+        return training.spec_augment(spec, time_masks=args.time_masks,
+                                     time_width=args.time_mask_width, freq_masks=args.freq_masks,
+                                     freq_width=args.freq_mask_width)
+
+    if args.specaugment_on == "log_mel":
+        return lambda b: masks(x[b])
+    embedder = ASTEmbedder(AST(config)).to(device)
+    audio = first_window_audio(sorted(task.examples["train"]), embedder, task.sample_rate)
+
+    @torch.no_grad()
+    def from_audio(b: Tensor) -> Tensor:
+        return embedder.frontend(audio[b], masks)
+
+    return from_audio
 
 
 def check_args(args: argparse.Namespace, world_size: int) -> None:
@@ -287,11 +317,11 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         metrics.truncate(start_epoch)
 
     ddp = training.wrap_ddp(model, info)
-    x_tr, y_tr = data["train"]
+    features = augmented_features(args, task, data["train"][0], config, info.device)
     for epoch in range(start_epoch, args.epochs):
         t1 = time.perf_counter()
         train_loss, steps, lr = train_one_epoch(
-            ddp, x_tr, y_tr, optimizer=optimizer, scheduler=scheduler, multilabel=multilabel,
+            ddp, features, data["train"][1], optimizer=optimizer, scheduler=scheduler, multilabel=multilabel,
             n_classes=len(task.labels), args=args, info=info, epoch=epoch)
         step += steps
         valid_loss, valid_score = evaluate(model, *data["valid"], multilabel=multilabel,
