@@ -98,6 +98,21 @@ def load_checkpoint(path: PathLike, family: str) -> Dict[str, Any]:
     return check_family(load_file(path), family, path)
 
 
+def resolve_weights(path: Union[str, Path, None], default: str) -> Path:
+    """The file ``load_model(path)`` reads: ``path`` itself; the shipped ``default`` when
+    ``path`` is None or empty; a shipped file when ``path`` is a bare name of one (e.g.
+    ``"ast_absolute.pt"``) and no such file exists in the working directory."""
+    if not path:
+        return default_weights(default)
+    path = Path(path)
+    if not path.exists() and path.name == str(path):
+        try:
+            return default_weights(path.name)
+        except FileNotFoundError:
+            pass
+    return path
+
+
 def default_weights(filename: str) -> Path:
     """Path of a shipped weights file: ``hear_suite.weights`` when installed, else ``weights/``."""
     try:

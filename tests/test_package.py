@@ -31,6 +31,17 @@ def test_load_model_prints_nothing_and_finds_shipped_weights(tmp_path):
     assert out.stdout.strip() == "1024 64"
 
 
+def test_shipped_files_load_by_name(tmp_path):
+    """``load_model("ast_absolute.pt")`` finds a shipped file from any directory; a name that is
+    neither a local nor a shipped file is an error naming it."""
+    out = run_python("import hear_suite.ast as a, hear_suite.bagofcodes as b; "
+                     "print(a.load_model('ast_absolute.pt').config.pos_embed, "
+                     "b.load_model('bagofcodes_w512.pt').config.width)", tmp_path)
+    assert out.stdout.split() == ["absolute", "512"]
+    with pytest.raises(FileNotFoundError, match="no_such_weights.pt"):
+        kwmlp.load_model("no_such_weights.pt")
+
+
 def test_export_command_round_trip(tmp_path):
     exe = shutil.which("hear-suite")
     assert exe, "console script hear-suite not installed"

@@ -23,7 +23,7 @@ def encoder_from_state(config: ASTConfig, state_dict: Dict[str, Any], source: st
 def load_encoder(path: Optional[Union[str, Path]] = None) -> AST:
     """An AST encoder from a hear_suite ``ast`` checkpoint (default: the shipped conditional-PE
     weights ``weights/ast_conditional.pt``)."""
-    path = Path(path) if path else checkpoint.default_weights(DEFAULT_WEIGHTS)
+    path = checkpoint.resolve_weights(path, DEFAULT_WEIGHTS)
     obj = checkpoint.load_checkpoint(path, FAMILY)
     return encoder_from_state(ASTConfig.from_dict(obj["config"]), obj["state_dict"], str(path))
 

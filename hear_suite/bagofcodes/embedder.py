@@ -33,6 +33,9 @@ from hear_suite.audio import check_audio, frame_timestamps, padded_chunks
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig
 
 
+TIMESTAMP_BLOCK = 8
+
+
 def windowed_counts(counts: Tensor, starts: Tensor, *, stride: int, n_blocks: int) -> Tensor:
     """Sum of ``counts[:, i + stride * k]`` for ``k < n_blocks``, for every ``i`` in ``starts``.
 
@@ -58,7 +61,7 @@ class BagOfCodesEmbedder(nn.Module):
     frames, all clips together, computed at once: bounds memory, not results)."""
 
     def __init__(self, model: BagOfCodes, *, timestamp_hop_ms: int = 50,
-                 timestamp_window_ms: int = 1000, max_frames: int = 4000) -> None:
+                 timestamp_window_ms: int = 1000, max_frames: int = 2000) -> None:
         super().__init__()
         config = model.config
         frame_ms = 1000 * config.hop_length / config.sample_rate
@@ -100,12 +103,18 @@ class BagOfCodesEmbedder(nn.Module):
     def frames(self, audio: Tensor, start: int, stop: int) -> Tensor:
         """Standardised log-mel frames ``start..stop-1`` of every clip of ``audio (n, L)``
         (frame k centred on sample ``k * hop``, zeros outside the clip), on the model's device:
-        ``(n, n_mels, stop - start)``."""
+        ``(n, n_mels, stop - start)``. The frontend runs on at most ``max_frames`` frames (all
+        clips together) at a time: its STFT holds 2050 values per frame."""
         c = self.config
-        width = (stop - start - 1) * c.hop_length + c.win_length
-        piece = padded_chunks(audio, chunk=width,
-                              pad_front=c.win_length // 2 - start * c.hop_length, start=0, stop=1)
-        return self.model.log_mel(piece[:, 0].to(self.device))
+        per_call = max(1, self.max_frames // audio.shape[0])
+        parts = []
+        for f0 in range(start, stop, per_call):
+            f1 = min(stop, f0 + per_call)
+            width = (f1 - f0 - 1) * c.hop_length + c.win_length
+            piece = padded_chunks(audio, chunk=width, pad_front=c.win_length // 2
+                                  - f0 * c.hop_length, start=0, stop=1)
+            parts.append(self.model.log_mel(piece[:, 0].to(self.device)))
+        return torch.cat(parts, dim=2)
 
     # -----------------------------------------------------------------------------------------
     # scene
@@ -183,13 +192,17 @@ class BagOfCodesEmbedder(nn.Module):
         starts = self.window_starts(audio.shape[1])
         n_ts = len(starts)
         out = audio.new_empty((n, n_ts, self.config.embedding_size))
-        clips_per_block = max(1, self.max_frames // (2 * w))
-        span_budget = max(w, self.max_frames // min(n, clips_per_block) - w)
+        # Blocks of TIMESTAMP_BLOCK x max_frames frames: neighbouring blocks overlap by one
+        # window (recomputed), so larger blocks waste less; the frontend and the encoders bound
+        # their own memory (frames(), BagOfCodes.codes()), the block keeps ~3.5 kB per frame.
+        block = TIMESTAMP_BLOCK * self.max_frames
+        clips_per_block = max(1, block // (2 * w))
+        span_budget = max(w, block // min(n, clips_per_block) - w)
         for c0 in range(0, n, clips_per_block):
             clips = slice(c0, min(n, c0 + clips_per_block))
             j0 = 0
             while j0 < n_ts:
-                # timestamps j0..j1-1: their windows span frames lo..hi-1, at most ~max_frames
+                # timestamps j0..j1-1: their windows span frames lo..hi-1
                 limit = int(starts[j0]) + span_budget
                 j1 = j0 + max(1, int((starts[j0:] <= limit).sum()))
                 lo, hi = int(starts[j0]), int(starts[j1 - 1]) + w

@@ -42,7 +42,7 @@ def model_from_state(config: BagOfCodesConfig, state_dict: Dict[str, Any],
 
 def load_bagofcodes(path: Optional[Union[str, Path]] = None) -> BagOfCodes:
     """A :class:`BagOfCodes` from a hear_suite checkpoint (default: shipped weights)."""
-    path = Path(path) if path else checkpoint.default_weights(DEFAULT_WEIGHTS)
+    path = checkpoint.resolve_weights(path, DEFAULT_WEIGHTS)
     obj = checkpoint.load_checkpoint(path, FAMILY)
     return model_from_state(BagOfCodesConfig.from_dict(obj["config"]), obj["state_dict"], str(path))
 

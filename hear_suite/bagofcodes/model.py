@@ -249,13 +249,25 @@ class BagOfCodes(nn.Module):
         """``(..., input_dim)`` -> bottleneck ``(..., bottleneck)``."""
         return self.encoders[view](vectors)
 
-    def codes(self, x: Tensor, view: str, step: int) -> Tensor:
+    def codes(self, x: Tensor, view: str, step: int, max_values: int = 1 << 21) -> Tensor:
         """Codes of ``view`` at every ``step`` frames of ``x (B, n_mels, T)``:
-        ``(B, P, per_position)`` int64."""
-        vec = view_vectors(x, self.config, view, step)
-        if vec.shape[1] == 0:
-            return torch.zeros(vec.shape[:3], dtype=torch.long, device=x.device)
-        return self.codebooks[view].assign(self.encode(view, vec))
+        ``(B, P, per_position)`` int64. The vectors are cut out and encoded a run of positions
+        at a time, at most about ``max_values`` input values at once (a ``fenv`` position holds
+        12 x 800 values), so memory stays flat on long spectrograms."""
+        c = self.config
+        span, dim = c.spans[view], c.input_dims[view]
+        per = c.n_mels // c.patch_bins if view in ("pat", "fenv") else 1
+        b, _, t = x.shape
+        n_pos = max(0, (t - span) // step + 1)
+        if n_pos == 0:
+            return torch.zeros(b, 0, per, dtype=torch.long, device=x.device)
+        chunk = max(1, max_values // (b * per * dim))
+        out = []
+        for p0 in range(0, n_pos, chunk):
+            p1 = min(n_pos, p0 + chunk)
+            vec = view_vectors(x[:, :, p0 * step:(p1 - 1) * step + span], c, view, step)
+            out.append(self.codebooks[view].assign(self.encode(view, vec)))
+        return torch.cat(out, dim=1)
 
     def counts(self, codes: Tensor) -> Tensor:
         """``(B, P, k)`` codes -> ``(B, P, D)`` float32 counts (each row sums to ``k``)."""

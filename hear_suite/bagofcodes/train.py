@@ -1,6 +1,7 @@
 """``hear-suite train bagofcodes``: unsupervised training of the bag-of-codes model (Verma).
 
-    hear-suite train bagofcodes --audio TASK_OR_WAV_DIR... --out RUN [--width 2048 ...]
+    hear-suite make-corpus general --out data --clips 1200      # speech, music, noise, events
+    hear-suite train bagofcodes --audio data/general-v1-full --out RUN [--width 2048 ...]
     torchrun --nproc_per_node=N -m hear_suite.cli train bagofcodes --audio ... --out RUN
 
 Stage 1, autoencoders (DDP under torchrun): the clips' log-mel spectrograms are computed once on

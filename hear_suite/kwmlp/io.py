@@ -23,7 +23,7 @@ def encoder_from_state(config: KWMLPConfig, state_dict: Dict[str, Any], source: 
 
 def load_encoder(path: Optional[Union[str, Path]] = None) -> KWMLP:
     """A KW-MLP encoder from a hear_suite checkpoint or an original ``kwmlp.pth``."""
-    path = Path(path) if path else checkpoint.default_weights(DEFAULT_WEIGHTS)
+    path = checkpoint.resolve_weights(path, DEFAULT_WEIGHTS)
     obj = checkpoint.load_file(path)
     if checkpoint.is_hear_suite_checkpoint(obj):
         checkpoint.check_family(obj, FAMILY, path)
