@@ -531,3 +531,30 @@ def test_stft_domain_specaugment(tmp_path):
     assert cli.main(["train", "ast", "--task-dir", str(task), "--out", str(tmp_path / "run"),
                      *TRAIN_FAST, "--epochs", "1", "--specaugment-on", "stft",
                      "--freq-mask-width", "64", "--time-mask-width", "20"]) == 0
+
+
+def test_train_from_imagenet_file(tmp_path):
+    """``--imagenet FILE``: a local timm state dict (DeiT's ``{"model": ...}`` wrapper) loads
+    into an ``ast``-layout model before training; a wrong file is refused by name."""
+    from hear_suite import cli
+    from hear_suite.checkpoint import save_atomic
+
+    task = write_mixture_task(tmp_path / "tasks")
+    deit = tmp_path / "deit_synthetic.pth"
+    timm = synthetic_deit(dim=32, depth=1)
+    save_atomic({"model": timm}, deit)
+    args = ["train", "ast", "--task-dir", str(task), "--preset", "ast", "--pe", "absolute",
+            "--dim", "32", "--depth", "1", "--heads", "4", "--ff-dim", "128", "--window-frames",
+            "200", "--batch-size", "8", "--workers", "0", "--epochs", "1", "--swa-epochs", "1"]
+    # a learning rate of ~0 keeps the initial weights: they must be the converted timm ones
+    assert cli.main([*args, "--out", str(tmp_path / "run"), "--imagenet", str(deit),
+                     "--lr", "1e-12"]) == 0
+    model = ast.load_model(str(tmp_path / "run" / "ast_absolute.pt")).encoder
+    assert torch.allclose(model.patch_embed.proj.weight,
+                          timm["patch_embed.proj.weight"].sum(1, keepdim=True), atol=1e-6)
+    assert torch.allclose(model.blocks[0].attn.qkv.weight, timm["blocks.0.attn.qkv.weight"])
+    prov = load_checkpoint_provenance(tmp_path / "run" / "ast_absolute.pt")
+    assert prov["imagenet_init"]["file"] == deit.name
+    save_atomic({"model": synthetic_deit(dim=16, depth=1)}, deit)
+    with pytest.raises(SystemExit, match="deit_synthetic.pth"):
+        cli.main([*args, "--out", str(tmp_path / "bad"), "--imagenet", str(deit)])

@@ -1,6 +1,7 @@
 """``hear-suite train ast``: train an AST from scratch on a HEAR scene task (seed 003's recipe).
 
-    hear-suite train ast --task-dir TASK --out RUN --pe conditional [--preset small ...]
+    hear-suite train ast --task-dir TASK --out RUN --pe conditional [--preset medium ...]
+    hear-suite train ast --task-dir TASK --out RUN --preset ast --imagenet deit_base.pth
     torchrun --nproc_per_node=N -m hear_suite.cli train ast --task-dir TASK --out RUN ...
 
 Multilabel tasks train with BCE-with-logits and are scored by mAP (macro over the classes with a
@@ -25,6 +26,7 @@ Run directory: ``metrics.csv``, ``curves.png``, ``last.pt`` (resumable; a rerun 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import shlex
 import sys
@@ -41,6 +43,7 @@ from torch import Tensor, nn
 
 from hear_suite import checkpoint, training
 from hear_suite.ast.embedder import ASTEmbedder
+from hear_suite.ast.imagenet import from_timm
 from hear_suite.ast.io import FAMILY, save_encoder
 from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, normalize, num_parameters
 from hear_suite.tasks import MULTILABEL, SCENE, Task, read_task
@@ -64,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         m.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                        help=f"override the preset's {name}")
     m.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    m.add_argument("--imagenet", type=Path, default=None,
+                   help="initialise from a local timm DeiT/ViT checkpoint (patch 16; e.g. with "
+                        "--preset ast); nothing is downloaded")
+    m.add_argument("--kernel-reduce", choices=("sum", "mean"), default="sum",
+                   help="RGB patch kernel to one channel (AST code: sum; seed 002: mean)")
     g = parser.add_argument_group("recipe")
     g.add_argument("--epochs", type=int, default=40)
     g.add_argument("--batch-size", type=int, default=32, help="global batch, split over processes")
@@ -204,6 +212,22 @@ def train_one_epoch(model: nn.Module, features: Callable[[Tensor], Tensor], y: T
     return (total[0] / total[1]).item(), steps, lr
 
 
+def imagenet_init(model: AST, path: Path, kernel_reduce: str) -> Dict[str, Any]:
+    """Load a local timm DeiT/ViT checkpoint into ``model`` (:func:`imagenet.from_timm`);
+    returns what the provenance records of it."""
+    state = checkpoint.load_file(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # DeiT's released files wrap the state dict
+    if not isinstance(state, dict) or "patch_embed.proj.weight" not in state:
+        raise SystemExit(f"--imagenet {path}: not a timm DeiT/ViT state dict")
+    try:
+        model.load_state_dict(from_timm(state, model, kernel_reduce=kernel_reduce), strict=True)
+    except ValueError as e:
+        raise SystemExit(f"--imagenet {path}: {e}") from None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": Path(path).name, "sha256": digest, "kernel_reduce": kernel_reduce}
+
+
 def augmented_features(args: argparse.Namespace, task: Task, x: Tensor, config: ASTConfig,
                        device: torch.device) -> Callable[[Tensor], Tensor]:
     """``indices -> (B, n_mels, frames)`` SpecAugmented training log-mels: masks on the cached
@@ -288,7 +312,9 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
 
     training.seed_everything(args.seed)  # same initial weights on every rank
     model = AST(config).to(info.device)
-    training.log(f"AST {args.pe}: {num_parameters(model):,} parameters")
+    init = imagenet_init(model, args.imagenet, args.kernel_reduce) if args.imagenet else None
+    training.log(f"AST {args.pe}: {num_parameters(model):,} parameters"
+                 + (f", initialised from {args.imagenet}" if init else ""))
     training.seed_everything(args.seed, info.rank)  # per-rank streams: masks, mixup, dropout
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     per_rank = args.batch_size // info.world_size
@@ -379,7 +405,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         f"valid_{metric}": scores["valid"], f"test_{metric}": scores["test"],
         f"best_epoch_valid_{metric}": scores["best_epoch_valid"],
         f"best_epoch_test_{metric}": scores["best_epoch_test"],
-        "parameters": num_parameters(model), "seed": args.seed,
+        "parameters": num_parameters(model), "seed": args.seed, "imagenet_init": init,
         "train_time_s": round(elapsed, 1), "world_size": info.world_size,
         "device": info.device.type, "last_epoch_weights_sha256": digest,
         "torch_version": str(torch.__version__), "hear_suite_version": __version__,
