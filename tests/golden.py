@@ -2,6 +2,8 @@
 
     python tests/golden.py     # rewrite tests/golden_outputs.json after retraining weights
 
+Every shipped file in ``weights/`` is recorded, loaded by name as a user would.
+
 Continuous embeddings (kwmlp, ast) are compared value by value; bag-of-codes values are code
 counts, where another BLAS may flip a rare near-tie between two centroids: those are compared by
 the total absolute difference (a flip moves 1 / window-seconds between two bins).
@@ -13,10 +15,23 @@ import numpy as np
 import torch
 
 GOLDEN = Path(__file__).with_name("golden_outputs.json")
-MODULES = ("hear_suite.kwmlp", "hear_suite.bagofcodes", "hear_suite.ast")
 # (how, bound): "max_abs" per value, or "sum_abs" over each stored vector
 TOLERANCE = {"hear_suite.kwmlp": ("max_abs", 1e-4), "hear_suite.ast": ("max_abs", 1e-4),
              "hear_suite.bagofcodes": ("sum_abs", 4.0)}
+
+
+def shipped_weights():
+    """``(module, file name)`` of every ``weights/*.pt``, the module found from the file name's
+    model family (``ast_absolute.pt`` -> ``hear_suite.ast``)."""
+    from hear_suite.checkpoint import default_weights
+    from hear_suite.registry import MODELS
+
+    modules = {e.name: e.module for e in MODELS.values()}
+    out = []
+    for path in sorted(default_weights("kwmlp.pt").parent.glob("*.pt")):
+        family = max((f for f in modules if path.name.startswith(f)), key=len)
+        out.append((modules[family], path.name))
+    return out
 
 
 def golden_audio() -> torch.Tensor:
@@ -28,12 +43,12 @@ def golden_audio() -> torch.Tensor:
     return torch.tensor(np.stack([tone, chirp]), dtype=torch.float32)
 
 
-def sample(module_name: str):
+def sample(module_name: str, weights: str):
     """Stored values: every 61st scene value, every 97th timestamp value, shapes."""
     import importlib
 
     hear = importlib.import_module(module_name)
-    model = hear.load_model()
+    model = hear.load_model(weights)
     audio = golden_audio()
     emb, ts = hear.get_timestamp_embeddings(audio, model)
     scene = hear.get_scene_embeddings(audio, model)
@@ -44,6 +59,10 @@ def sample(module_name: str):
         "timestamp": emb.flatten()[::97].tolist(),
         "timestamps_ms": ts[0, :: max(1, ts.shape[1] // 8)].tolist(),
     }
+
+
+def key(module_name: str, weights: str) -> str:
+    return f"{module_name}:{weights}"
 
 
 def mismatch(module_name: str, got, want) -> str:
@@ -61,5 +80,6 @@ def mismatch(module_name: str, got, want) -> str:
 
 
 if __name__ == "__main__":
-    GOLDEN.write_text(json.dumps({m: sample(m) for m in MODULES}, indent=1))
+    GOLDEN.write_text(json.dumps({key(m, w): sample(m, w) for m, w in shipped_weights()},
+                                 indent=1))
     print(f"wrote {GOLDEN}")

@@ -3,13 +3,13 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import hear_suite.kwmlp as kwmlp
+from golden import shipped_weights
 from hear_suite.checkpoint import default_weights
 
 
@@ -64,20 +64,8 @@ def validator():
     return exe
 
 
-def shipped_weights():
-    """(module, file name) of every weights/*.pt, the module found by the file name's family."""
-    from hear_suite.registry import MODELS
-
-    modules = {e.name: e.module for e in MODELS.values()}
-    out = []
-    for path in sorted(Path(default_weights("kwmlp.pt")).parent.glob("*.pt")):
-        family = max((f for f in modules if path.name.startswith(f)), key=len)
-        out.append((modules[family], path.name))
-    return out
-
-
 VALIDATED = [(m, None) for m in ("hear_suite.kwmlp", "hear_suite.bagofcodes", "hear_suite.ast")]
-VALIDATED += shipped_weights()
+VALIDATED += shipped_weights()  # every weights/*.pt
 
 
 @pytest.mark.parametrize("module, weights", VALIDATED,
@@ -96,12 +84,12 @@ def test_shipped_weights_golden_outputs():
     """The shipped weights still give the outputs recorded when they were made."""
     import json
 
-    from golden import GOLDEN, MODULES, mismatch, sample
+    from golden import GOLDEN, key, mismatch, sample
 
     recorded = json.loads(GOLDEN.read_text())
-    assert sorted(recorded) == sorted(MODULES)
-    for module, want in recorded.items():
-        problem = mismatch(module, sample(module), want)
+    assert sorted(recorded) == sorted(key(m, w) for m, w in shipped_weights())
+    for module, weights in shipped_weights():
+        problem = mismatch(module, sample(module, weights), recorded[key(module, weights)])
         assert not problem, problem
 
 
