@@ -418,8 +418,7 @@ def load_checkpoint_provenance(path):
 
 
 # ---------------------------------------------------------------------------------------------
-# shipped weights: golden outputs of tests/golden.py's fixed input (every 37th scene value,
-# every 101st timestamp value), rounded to 4 decimals
+# shipped weights
 
 
 @pytest.mark.parametrize("name", ["ast_conditional.pt", "ast_absolute.pt"])
