@@ -18,6 +18,7 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 from hear_suite.ast.model import POS_EMBEDS
 from hear_suite.checkpoint import load_checkpoint
@@ -42,7 +43,20 @@ def train(args: argparse.Namespace, variant: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def report(runs: Path, out: Path) -> None:
+def replicate_scores(replicates: Optional[Path]) -> Dict[str, Tuple[int, float]]:
+    """``{variant: (seed, test mAP)}`` of the runs under ``replicates`` (the same study run
+    with another ``--seed``)."""
+    found: Dict[str, Tuple[int, float]] = {}
+    for variant in ORDER if replicates else ():
+        path = replicates / variant / f"ast_{variant}.pt"
+        if path.is_file():
+            p = load_checkpoint(path, "ast")["provenance"]
+            found[variant] = (p["seed"], p["test_mAP"])
+    return found
+
+
+def report(runs: Path, out: Path, replicates: Optional[Path] = None) -> None:
+    again = replicate_scores(replicates)
     rows = []
     for variant in ORDER:
         path = runs / variant / f"ast_{variant}.pt"
@@ -53,7 +67,9 @@ def report(runs: Path, out: Path) -> None:
         rows.append({"pe": variant, "parameters": p["parameters"], "epochs": p["epochs"],
                      "valid_mAP": p["valid_mAP"], "test_mAP": p["test_mAP"],
                      "best_epoch_test_mAP": p["best_epoch_test_mAP"],
-                     "train_time_s": p["train_time_s"], "paper_audioset_mAP": PAPER[variant][0],
+                     "train_time_s": p["train_time_s"],
+                     "other_seed_test_mAP": again.get(variant, (None, None))[1],
+                     "paper_audioset_mAP": PAPER[variant][0],
                      "paper_esc50_acc": PAPER[variant][1]})
     if not rows:
         raise SystemExit(f"no finished runs under {runs}")
@@ -63,14 +79,18 @@ def report(runs: Path, out: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     base = next((r["test_mAP"] for r in rows if r["pe"] == "none"), None)
+    other_seed = next(iter(again.values()))[0] if again else None
     lines = ["| positional encoding | parameters | test mAP (SWA) | vs none | valid mAP | "
-             "test mAP (best epoch) | train time | paper: AudioSet mAP / ESC-50 acc |",
-             "|---|---|---|---|---|---|---|---|"]
+             "test mAP (best epoch) | " + (f"test mAP, seed {other_seed} | " if again else "")
+             + "train time | paper: AudioSet mAP / ESC-50 acc |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if again else "")]
     for r in rows:
         delta = f"{r['test_mAP'] - base:+.3f}" if base is not None else "n/a"
+        rep = r["other_seed_test_mAP"]
         lines.append(f"| `{r['pe']}` | {r['parameters']:,} | {r['test_mAP']:.3f} | {delta} | "
                      f"{r['valid_mAP']:.3f} | {r['best_epoch_test_mAP']:.3f} | "
-                     f"{r['train_time_s'] / 60:.1f} min | {r['paper_audioset_mAP']:.3f} / "
+                     + ((f"{rep:.3f} | " if rep is not None else "| ") if again else "")
+                     + f"{r['train_time_s'] / 60:.1f} min | {r['paper_audioset_mAP']:.3f} / "
                      f"{r['paper_esc50_acc']:.1f} |")
     first = load_checkpoint(runs / rows[0]["pe"] / f"ast_{rows[0]['pe']}.pt", "ast")
     args, clips = first["provenance"]["args"], first["provenance"]["clips"]
@@ -99,11 +119,16 @@ def report(runs: Path, out: Path) -> None:
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     names = [r["pe"] for r in rows]
-    ax1.barh(names, [r["test_mAP"] for r in rows], color="tab:blue")
+    ax1.barh(names, [r["test_mAP"] for r in rows], color="tab:blue",
+             label=f"seed {first['provenance']['seed']}")
+    reps = [(r["pe"], r["other_seed_test_mAP"]) for r in rows if r["other_seed_test_mAP"]]
+    if reps:
+        ax1.plot([v for _, v in reps], [names.index(n) for n, _ in reps], "o", color="tab:orange",
+                 label=f"seed {other_seed}")
     if base is not None:
         ax1.axvline(base, color="k", ls="--", lw=1, label="none")
-        ax1.legend(fontsize="small", loc="lower right")
-    scores = [r["test_mAP"] for r in rows]
+    ax1.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    scores = [r["test_mAP"] for r in rows] + [v for _, v in reps]
     ax1.set_xlim(min(scores) - 0.03, max(scores) + 0.02)
     ax1.set_title("miniature: test mAP (SWA)")
     ax1.invert_yaxis()
@@ -119,6 +144,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task-dir", type=Path)
     ap.add_argument("--runs", type=Path, required=True)
+    ap.add_argument("--replicates", type=Path, default=None,
+                    help="runs of the same study with another --seed (an extra column)")
     ap.add_argument("--out", type=Path, default=REPO / "results")
     ap.add_argument("--variants", default=",".join(ORDER))
     ap.add_argument("--preset", default="medium")
@@ -137,8 +164,8 @@ def main() -> None:
             if variant not in POS_EMBEDS:
                 ap.error(f"unknown variant {variant!r}; choose from {POS_EMBEDS}")
             train(args, variant)
-            report(args.runs, args.out)
-    report(args.runs, args.out)
+            report(args.runs, args.out, args.replicates)
+    report(args.runs, args.out, args.replicates)
 
 
 if __name__ == "__main__":
