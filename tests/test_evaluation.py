@@ -252,6 +252,11 @@ def test_run_options_attach_to_their_module():
     with pytest.raises(SystemExit):
         parser.parse_args(["--model-options", "{}", "--module", "a", "--config", "c",
                            "--tasks-dir", "t"])
+    # --model takes a path or, like load_model, the name of a shipped weights file
+    shipped = driver.parse_runs([{"module": "hear_suite.ast", "model": "ast_absolute.pt"}])
+    assert Path(shipped[0].model).is_file() and Path(shipped[0].model).name == "ast_absolute.pt"
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        driver.parse_runs([{"module": "hear_suite.ast", "model": "nowhere.pt"}])
 
 
 # ---------------------------------------------------------------------------------------------

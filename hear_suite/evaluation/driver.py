@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from hear_suite import checkpoint
 from hear_suite.evaluation.config import EvalConfig, load_config
 from hear_suite.evaluation.heareval_compat import EXTRA_GRIDS, HEAREVAL_GRIDS, MARK
 from hear_suite.evaluation.results import Row, read_metric, read_scores, write_results
@@ -120,9 +121,11 @@ def parse_runs(raw: Sequence[Dict[str, str]]) -> List[Run]:
         if not isinstance(options, dict):
             raise ValueError(f"--model-options for {r['module']} must be a JSON object")
         model = r.get("model")
-        if model is not None and not Path(model).exists():
-            raise FileNotFoundError(f"--model {model} (for {r['module']}) does not exist")
-        runs.append(Run(r["module"], str(Path(model).resolve()) if model else None, options,
+        if model is not None:  # a path, or the name of a shipped file as load_model takes it
+            model = checkpoint.resolve_weights(model, default="")
+            if not model.exists():
+                raise FileNotFoundError(f"--model {model} (for {r['module']}) does not exist")
+        runs.append(Run(r["module"], str(model.resolve()) if model else None, options,
                         r.get("label")))
     ids, names = [r.run_id for r in runs], [r.name for r in runs]
     if len(set(ids)) != len(ids):
