@@ -58,13 +58,17 @@ BAD_AUDIO = {
     "NaN": torch.full((1, 16000), float("nan")),
     "infinite": torch.full((1, 16000), float("inf")),
 }
+# a NaN after the first slice of the (sliced) finiteness check, in the second clip
+LATE_NAN = torch.zeros(2, (1 << 20) + 5000)
+LATE_NAN[1, -10] = float("nan")
+BAD_AUDIO["NaN late in a long clip"] = LATE_NAN
 
 
 @pytest.mark.parametrize("word", sorted(BAD_AUDIO))
 def test_bad_audio_is_refused(plugin, word):
     hear, model = plugin
     for fn in (hear.get_timestamp_embeddings, hear.get_scene_embeddings):
-        with pytest.raises(ValueError, match=word):
+        with pytest.raises(ValueError, match=word.split()[0]):
             fn(BAD_AUDIO[word], model)
 
 
