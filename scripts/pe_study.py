@@ -105,8 +105,8 @@ def report(runs: Path, out: Path, replicates: Optional[Path] = None) -> None:
         f"gen_sound_mixtures --scale 4`: {clips['train']} / {clips['valid']} / {clips['test']} "
         "multilabel clips of 3 s, 12 synthetic sound classes, 1-3 per clip over ambience). mAP "
         "is macro over classes, on the test split; the SWA weights are the shipped kind. Train "
-        "times: one CPU thread each, with another job on the machine's second core. Right "
-        "column: seed 003's Table 1, from scratch.",
+        "times: one CPU thread each, with other jobs on the machine (not comparable between "
+        "rows). Right column: seed 003's Table 1, from scratch.",
         "",
     ]
     (out / "ast_pe_study.md").write_text("\n".join(intro + lines) + "\n")
