@@ -2,7 +2,7 @@
 
     python scripts/sweep_bagofcodes.py --corpus TRAIN_TASK --task-dir EVAL_TASK --out results \
         [--model weights/bagofcodes.pt] [--sizes 16,64,256,1024] [--hidden 256,512,4096] \
-        [--dropouts 0.1,0.4] [--mask 0,0.1,0.2,0.35,0.5] [--epochs 40]
+        [--dropouts 0.1,0.4] [--mask 0,0.1,0.2,0.35,0.5] [--epochs 40] [--save-models DIR]
 
 1. Code books of every size D: the shipped autoencoders are kept; k-means is refitted on their
    bottleneck vectors of the training corpus (``--corpus``) for each D other than the model's.
@@ -30,7 +30,7 @@ from hear_suite import checkpoint, training
 from hear_suite.bagofcodes import head as H
 from hear_suite.bagofcodes import train as T
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder
-from hear_suite.bagofcodes.io import load_bagofcodes
+from hear_suite.bagofcodes.io import load_bagofcodes, save_bagofcodes
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes
 from hear_suite.tasks import read_task
 
@@ -121,6 +121,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--kmeans-vectors", type=int, default=30_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-models", type=Path, default=None,
+                   help="also write each D's model as DIR/bagofcodes_D<D>.pt (loadable)")
     args = p.parse_args()
 
     t0 = time.perf_counter()
@@ -132,6 +134,10 @@ def main() -> None:
     cache = args.out / "sweep_cache"
     cache.mkdir(parents=True, exist_ok=True)
     models = models_per_size(base, args.corpus, args.sizes, args.kmeans_vectors, args.seed)
+    for d, model in models.items() if args.save_models else ():
+        save_bagofcodes(args.save_models / f"bagofcodes_D{d}.pt", model, half=True, provenance={
+            "made_by": "scripts/sweep_bagofcodes.py", "encoders_from": str(model_path),
+            "codebook_size": d, "kmeans_vectors": args.kmeans_vectors, "seed": args.seed})
     feats = {}
     for d, model in models.items():
         key = f"{Path(model_path).resolve()}:{Path(model_path).stat().st_mtime_ns}:D{d}:{args.seed}"
