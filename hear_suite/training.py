@@ -6,7 +6,7 @@
   :func:`set_rng_state` capture and restore them as tensors (loadable with ``weights_only``).
 - Data order: :func:`shard_indices` is a deterministic ``DistributedSampler`` for in-memory data:
   the same permutation on every rank for an epoch, one equal-length slice per rank.
-- Schedule: :class:`WarmupCosineLR`, linear warm-up then cosine to zero, stepped per batch.
+- Schedule: :class:`WarmupDecayLR`, linear warm-up then cosine to zero (or 1/sqrt), per batch.
 - Augmentation: :func:`spec_augment` masks time/frequency bands of ``(B, F, T)`` features.
 - Runs: :class:`RunDir` names a run's files; :func:`save_training_state` writes ``last.pt``
   atomically; :class:`MetricsLog` keeps ``metrics.csv`` (one row per epoch, rewritten on resume
@@ -281,34 +281,46 @@ def split_rank(n: int, *, rank: int, world_size: int) -> Tensor:
 # schedule and augmentation
 
 
-def warmup_cosine_factor(step: int, *, warmup_steps: int, total_steps: int) -> float:
+DECAYS = ("cosine", "inverse_sqrt")
+
+
+def warmup_decay_factor(step: int, *, warmup_steps: int, total_steps: int,
+                        decay: str = "cosine") -> float:
     """Learning-rate multiplier for optimizer step ``step`` (0-based): ``(step + 1) / warmup``
-    during warm-up, then a half cosine from 1 down to 0 at ``total_steps``."""
+    during warm-up, then ``cosine``: a half cosine from 1 down to 0 at ``total_steps``, or
+    ``inverse_sqrt``: ``sqrt(warmup / (step + 1))`` (seed 003's schedule; no end)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
+    if decay == "inverse_sqrt":
+        return math.sqrt(max(1, warmup_steps) / (step + 1))
     done = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, done)))
 
 
-class WarmupCosineLR(LRScheduler):
-    """Per-step linear warm-up then cosine decay to zero (:func:`warmup_cosine_factor`).
+class WarmupDecayLR(LRScheduler):
+    """Per-step linear warm-up then cosine decay to zero, or inverse square-root decay
+    (:func:`warmup_decay_factor`).
 
     Its state is the step count. Loading a state keeps *this* instance's plan (``warmup_steps``,
     ``total_steps``), so a resumed run with more epochs re-plans the remaining steps, and sets the
     optimizer's learning rates for the restored step.
     """
 
-    def __init__(self, optimizer: Optimizer, *, warmup_steps: int, total_steps: int) -> None:
+    def __init__(self, optimizer: Optimizer, *, warmup_steps: int, total_steps: int,
+                 decay: str = "cosine") -> None:
         if warmup_steps < 0 or total_steps < 1:
             raise ValueError(f"need warmup_steps >= 0 and total_steps >= 1, got "
                              f"{warmup_steps} and {total_steps}")
+        if decay not in DECAYS:
+            raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
+        self.decay = decay
         super().__init__(optimizer)
 
     def get_lr(self) -> List[float]:
-        f = warmup_cosine_factor(self.last_epoch, warmup_steps=self.warmup_steps,
-                                 total_steps=self.total_steps)
+        f = warmup_decay_factor(self.last_epoch, warmup_steps=self.warmup_steps,
+                                total_steps=self.total_steps, decay=self.decay)
         return [base * f for base in self.base_lrs]
 
     def state_dict(self) -> Dict[str, Any]:

@@ -476,13 +476,14 @@ def test_unit_range_normalisation_of_seed_003():
 
 
 def test_train_seed_003_normalisation(tmp_path):
-    """``--preset ast_pe`` trains on [0, 1]-mapped log-mels with the training minimum/maximum."""
+    """``--preset ast_pe`` trains on [0, 1]-mapped log-mels with the training minimum/maximum
+    (here with seed 003's 1/sqrt learning-rate decay too)."""
     from hear_suite import cli
 
     task = write_mixture_task(tmp_path / "tasks")
     out = tmp_path / "run"
     assert cli.main(["train", "ast", "--task-dir", str(task), "--out", str(out), "--preset",
-                     "ast_pe", *TRAIN_FAST, "--epochs", "1"]) == 0
+                     "ast_pe", *TRAIN_FAST, "--epochs", "1", "--decay", "inverse_sqrt"]) == 0
     c = ast.load_model(str(out / "ast_conditional.pt")).config
     assert c.normalization == "unit_range" and c.log_offset == 1e-3
     assert c.norm_min < -5.0 < c.norm_max  # log(1e-3) = -6.9 is the floor of silence

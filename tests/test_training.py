@@ -80,21 +80,27 @@ def test_shard_indices_partition_and_agree_across_ranks():
     assert not torch.equal(other, shards[1])
 
 
-def test_warmup_cosine_schedule():
-    f = [training.warmup_cosine_factor(s, warmup_steps=4, total_steps=12) for s in range(12)]
+def test_warmup_decay_schedules():
+    f = [training.warmup_decay_factor(s, warmup_steps=4, total_steps=12) for s in range(12)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0]
     assert f[4] == 1.0 and all(a > b for a, b in zip(f[4:], f[5:])) and f[-1] > 0
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    sched = training.WarmupCosineLR(opt, warmup_steps=4, total_steps=12)
+    sched = training.WarmupDecayLR(opt, warmup_steps=4, total_steps=12)
     for _ in range(6):
         opt.step()
         sched.step()
     # a resumed run with a longer plan continues from step 6 with its own plan
     opt2 = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    longer = training.WarmupCosineLR(opt2, warmup_steps=4, total_steps=24)
+    longer = training.WarmupDecayLR(opt2, warmup_steps=4, total_steps=24)
     longer.load_state_dict(sched.state_dict())
-    expect = 0.1 * training.warmup_cosine_factor(6, warmup_steps=4, total_steps=24)
+    expect = 0.1 * training.warmup_decay_factor(6, warmup_steps=4, total_steps=24)
     assert opt2.param_groups[0]["lr"] == pytest.approx(expect)
+    # seed 003: warm-up, then 1/sqrt(step), continuous at the end of the warm-up
+    g = [training.warmup_decay_factor(s, warmup_steps=4, total_steps=12, decay="inverse_sqrt")
+         for s in (3, 15, 63)]
+    assert g == pytest.approx([1.0, 0.5, 0.25])
+    with pytest.raises(ValueError, match="decay"):
+        training.WarmupDecayLR(opt, warmup_steps=4, total_steps=12, decay="linear")
 
 
 def test_spec_augment_masks_bands_of_bounded_width():

@@ -77,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=32, help="global batch, split over processes")
     g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (seed 003: 5e-4)")
     g.add_argument("--warmup-epochs", type=float, default=3)
+    g.add_argument("--decay", choices=training.DECAYS, default="cosine",
+                   help="after warm-up: cosine to 0, or seed 003's 1/sqrt(step)")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--clip-value", type=float, default=1.0,
                    help="clip every gradient value to +-this (0: off)")
@@ -176,7 +178,7 @@ def evaluate(model: AST, x: Tensor, y: Tensor, *, multilabel: bool, batch_size: 
 
 
 def train_one_epoch(model: nn.Module, features: Callable[[Tensor], Tensor], y: Tensor, *,
-                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupCosineLR,
+                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupDecayLR,
                     multilabel: bool, n_classes: int, args: argparse.Namespace,
                     info: training.DistInfo, epoch: int) -> Tuple[float, int, float]:
     """One pass over this rank's shard: mean train loss (all ranks), steps, last learning rate.
@@ -319,9 +321,9 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     per_rank = args.batch_size // info.world_size
     steps_per_epoch = math.ceil(math.ceil(len(data["train"][1]) / info.world_size) / per_rank)
-    scheduler = training.WarmupCosineLR(
+    scheduler = training.WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
-        total_steps=args.epochs * steps_per_epoch)
+        total_steps=args.epochs * steps_per_epoch, decay=args.decay)
 
     start_epoch, step, best, best_epoch, elapsed = 0, 0, None, 0, 0.0
     swa: Optional[Dict[str, Tensor]] = None

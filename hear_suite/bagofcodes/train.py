@@ -164,7 +164,7 @@ def sample_batch(x: Tensor, lengths: Tensor, config: BagOfCodesConfig, n: int,
 
 
 def train_one_epoch(ae: nn.Module, x: Tensor, lengths: Tensor, config: BagOfCodesConfig, *,
-                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupCosineLR,
+                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupDecayLR,
                     args: argparse.Namespace, info: training.DistInfo,
                     epoch: int) -> Tuple[Tensor, float]:
     """``--steps-per-epoch`` steps; per-view mean train MSE over all ranks and the last lr."""
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     ae = AutoEncoders(config).to(info.device)
     training.seed_everything(args.seed, info.rank)  # per-rank dropout streams
     optimizer = torch.optim.AdamW(ae.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = training.WarmupCosineLR(
+    scheduler = training.WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * args.steps_per_epoch),
         total_steps=max(1, args.epochs * args.steps_per_epoch))
     extra_key = {"config": config.to_dict(), "mel_mean": mean, "mel_std": std,

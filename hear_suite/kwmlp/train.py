@@ -158,7 +158,7 @@ def encode_split(task: Task, split: str, frontend: nn.Module, config: KWMLPConfi
 
 
 def train_one_epoch(model: nn.Module, data: SplitData, *, optimizer: torch.optim.Optimizer,
-                    scheduler: training.WarmupCosineLR, criterion: nn.Module,
+                    scheduler: training.WarmupDecayLR, criterion: nn.Module,
                     args: argparse.Namespace, info: training.DistInfo,
                     epoch: int) -> Tuple[float, float, int, float]:
     """One pass over this rank's shard. Returns mean train loss and top-1 over all ranks, the
@@ -262,7 +262,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     per_rank = args.batch_size // info.world_size
     steps_per_epoch = math.ceil(math.ceil(len(data["train"]) / info.world_size) / per_rank)
-    scheduler = training.WarmupCosineLR(
+    scheduler = training.WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
         total_steps=args.epochs * steps_per_epoch)
 
