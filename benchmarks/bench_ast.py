@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
 
 import hear_suite.ast as ast  # noqa: E402
 from hear_suite.ast.model import num_parameters  # noqa: E402
@@ -72,11 +72,9 @@ def peak_memory_child(args: argparse.Namespace) -> None:
 
 
 def peak_memory(args: argparse.Namespace, minutes: float) -> dict:
-    argv = [__file__, "--child-minutes", str(minutes), "--device", args.device,
-            "--max-windows", str(args.max_windows)]
-    if args.weights:
-        argv += ["--weights", str(args.weights)]
-    return in_fresh_process(argv)
+    argv = child_argv(__file__, "--child-minutes", str(minutes), device=args.device,
+                      weights=args.weights)
+    return in_fresh_process(argv + ["--max-windows", str(args.max_windows)])
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
 
 import hear_suite.bagofcodes as boc  # noqa: E402
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder  # noqa: E402
@@ -49,9 +49,7 @@ def peak_memory_child(kind: str, weights, device: str) -> None:
 
 
 def peak_memory(kind: str, weights, device: str) -> float:
-    argv = [__file__, "--child-memory", kind, "--device", device]
-    if weights:
-        argv += ["--weights", str(weights)]
+    argv = child_argv(__file__, "--child-memory", kind, device=device, weights=weights)
     return in_fresh_process(argv)["extra_mb"]
 
 

@@ -20,7 +20,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
@@ -53,9 +53,7 @@ def peak_memory_child(impl: str, weights, device: str) -> None:
 
 
 def peak_memory(impl: str, weights, device: str) -> float:
-    argv = [__file__, "--child-memory", impl, "--device", device]
-    if weights:
-        argv += ["--weights", str(weights)]
+    argv = child_argv(__file__, "--child-memory", impl, device=device, weights=weights)
     return in_fresh_process(argv)["extra_mb"]
 
 

@@ -53,6 +53,12 @@ def peak_extra_mb(run: Callable[[], object], device: str) -> float:
     return (_vm_kb("VmHWM") - base_kb) / 1024
 
 
+def child_argv(script: str, flag: str, value: str, *, device: str, weights) -> List[str]:
+    """``script flag value --device D [--weights W]``: a benchmark re-running itself as a child."""
+    return [script, flag, value, "--device", device] + (["--weights", str(weights)] if weights
+                                                         else [])
+
+
 def in_fresh_process(argv: List[str]) -> dict:
     """Run ``python *argv``; return the JSON object on the last line of its output."""
     out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)

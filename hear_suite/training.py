@@ -45,6 +45,23 @@ STATE_FORMAT = "hear_suite_training_state"
 # command line
 
 
+def add_spec_augment_arguments(group: Any, *, time_width: int, freq_width: int,
+                               freq_help: str) -> None:
+    """``--time-masks``, ``--time-mask-width``, ``--freq-masks``, ``--freq-mask-width`` (2 masks
+    per axis by default) for :func:`spec_augment_from_args`; counts and widths must be >= 0."""
+    group.add_argument("--time-masks", type=int, default=2)
+    group.add_argument("--time-mask-width", type=int, default=time_width,
+                       help="max frames per time mask")
+    group.add_argument("--freq-masks", type=int, default=2)
+    group.add_argument("--freq-mask-width", type=int, default=freq_width, help=freq_help)
+
+
+def spec_augment_problems(args: argparse.Namespace) -> List[str]:
+    if min(args.time_masks, args.time_mask_width, args.freq_masks, args.freq_mask_width) < 0:
+        return ["SpecAugment mask counts and widths must be >= 0"]
+    return []
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments every trainer shares: ``--out``, ``--seed``, ``--device``, ``--workers`` and the
     resume mode (``--resume`` / ``--restart``; by default a run resumes if ``OUT/last.pt``
@@ -362,6 +379,12 @@ def spec_augment(x: Tensor, *, time_masks: int, time_width: int, freq_masks: int
     keep = ~(_band_mask(b, t, time_masks, time_width, generator)[:, None, :]
              | _band_mask(b, f, freq_masks, freq_width, generator)[:, :, None])
     return x * keep.to(device=x.device, dtype=x.dtype)
+
+
+def spec_augment_from_args(x: Tensor, args: argparse.Namespace) -> Tensor:
+    """:func:`spec_augment` with the masks of :func:`add_spec_augment_arguments`."""
+    return spec_augment(x, time_masks=args.time_masks, time_width=args.time_mask_width,
+                        freq_masks=args.freq_masks, freq_width=args.freq_mask_width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,13 +57,13 @@ def replicate_scores(replicates: Optional[Path]) -> Dict[str, Tuple[int, float]]
 
 def report(runs: Path, out: Path, replicates: Optional[Path] = None) -> None:
     again = replicate_scores(replicates)
-    rows = []
+    rows, first = [], None
     for variant in ORDER:
         path = runs / variant / f"ast_{variant}.pt"
         if not path.is_file():
             continue
-        ckpt = load_checkpoint(path, "ast")
-        p = ckpt["provenance"]
+        p = load_checkpoint(path, "ast")["provenance"]
+        first = first or p
         rows.append({"pe": variant, "parameters": p["parameters"], "epochs": p["epochs"],
                      "valid_mAP": p["valid_mAP"], "test_mAP": p["test_mAP"],
                      "best_epoch_test_mAP": p["best_epoch_test_mAP"],
@@ -92,8 +92,7 @@ def report(runs: Path, out: Path, replicates: Optional[Path] = None) -> None:
                      + ((f"{rep:.3f} | " if rep is not None else "| ") if again else "")
                      + f"{r['train_time_s'] / 60:.1f} min | {r['paper_audioset_mAP']:.3f} / "
                      f"{r['paper_esc50_acc']:.1f} |")
-    first = load_checkpoint(runs / rows[0]["pe"] / f"ast_{rows[0]['pe']}.pt", "ast")
-    args, clips = first["provenance"]["args"], first["provenance"]["clips"]
+    args, clips = first["args"], first["clips"]
     intro = [
         "# The positional-encoding study of seed 003, in miniature",
         "",
@@ -120,7 +119,7 @@ def report(runs: Path, out: Path, replicates: Optional[Path] = None) -> None:
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     names = [r["pe"] for r in rows]
     ax1.barh(names, [r["test_mAP"] for r in rows], color="tab:blue",
-             label=f"seed {first['provenance']['seed']}")
+             label=f"seed {first['seed']}")
     reps = [(r["pe"], r["other_seed_test_mAP"]) for r in rows if r["other_seed_test_mAP"]]
     if reps:
         ax1.plot([v for _, v in reps], [names.index(n) for n, _ in reps], "o", color="tab:orange",

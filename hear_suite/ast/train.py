@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("model")
     m.add_argument("--pe", choices=POS_EMBEDS, default="conditional", help="positional encoding")
     m.add_argument("--preset", choices=sorted(PRESETS), default="small",
-                   help="base configuration (small: 4 x 192, 3.2 s windows; ast_pe: seed 003)")
+                   help="base configuration (small: 4 x 128, the tests' size; medium: 4 x 256, "
+                        "the shipped models; ast_pe: seed 003; ast: AST / seed 002)")
     for name in ("dim", "depth", "heads", "ff_dim", "peg_blocks", "window_frames"):
         m.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                        help=f"override the preset's {name}")
@@ -84,11 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="clip every gradient value to +-this (0: off)")
     g.add_argument("--mixup", type=float, default=0.5, help="probability that a batch is mixed")
     g.add_argument("--mixup-alpha", type=float, default=10.0, help="lambda ~ Beta(a, a)")
-    g.add_argument("--time-masks", type=int, default=2)
-    g.add_argument("--time-mask-width", type=int, default=48, help="max frames per time mask")
-    g.add_argument("--freq-masks", type=int, default=2)
-    g.add_argument("--freq-mask-width", type=int, default=12,
-                   help="max bins per mask (mel bins, or STFT bins with --specaugment-on stft)")
+    training.add_spec_augment_arguments(
+        g, time_width=48, freq_width=12,
+        freq_help="max bins per mask (mel bins, or STFT bins with --specaugment-on stft)")
     g.add_argument("--specaugment-on", choices=("log_mel", "stft"), default="log_mel",
                    help="mask the normalised log-mel (AST) or the linear STFT power before the "
                         "mel filterbank (seed 003: --freq-mask-width 64 --time-mask-width 100)")
@@ -236,9 +235,7 @@ def augmented_features(args: argparse.Namespace, task: Task, x: Tensor, config: 
     normalised log-mels ``x`` (AST), or on the linear STFT power before the mel filterbank,
     recomputing the frontend per batch (``--specaugment-on stft``, seed 003)."""
     def masks(spec: Tensor) -> Tensor:
-        return training.spec_augment(spec, time_masks=args.time_masks,
-                                     time_width=args.time_mask_width, freq_masks=args.freq_masks,
-                                     freq_width=args.freq_mask_width)
+        return training.spec_augment_from_args(spec, args)
 
     if args.specaugment_on == "log_mel":
         return lambda b: masks(x[b])
@@ -263,8 +260,7 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
         problems.append("--warmup-epochs, --weight-decay, --clip-value must be >= 0, --lr > 0")
     if not 0.0 <= args.mixup <= 1.0 or args.mixup_alpha <= 0:
         problems.append("--mixup must be in [0, 1] and --mixup-alpha > 0")
-    if min(args.time_masks, args.time_mask_width, args.freq_masks, args.freq_mask_width) < 0:
-        problems.append("SpecAugment mask counts and widths must be >= 0")
+    problems += training.spec_augment_problems(args)
     if not 0 <= args.swa_epochs <= args.epochs:
         problems.append("--swa-epochs must be in 0..--epochs")
     if problems:

@@ -90,6 +90,12 @@ class BagOfCodesConfig:
                 "env": self.patch_frames, "o": self.unit_frames}
 
     @property
+    def per_position(self) -> Dict[str, int]:
+        """Vectors of each view at one position: one per band (12) for ``pat``/``fenv``, else 1."""
+        bands = self.n_mels // self.patch_bins
+        return {"pat": bands, "fenv": bands, "env": 1, "o": 1}
+
+    @property
     def per_unit(self) -> Dict[str, int]:
         """Vectors of each view in one second on the grid: 120, 12, 10, 1."""
         bands = self.n_mels // self.patch_bins
@@ -133,8 +139,7 @@ def view_vectors(x: Tensor, config: BagOfCodesConfig, view: str, step: int) -> T
     span = config.spans[view]
     dim = config.input_dims[view]
     if t < span:
-        per = config.n_mels // config.patch_bins if view in ("pat", "fenv") else 1
-        return x.new_zeros(b, 0, per, dim)
+        return x.new_zeros(b, 0, config.per_position[view], dim)
     w = x.unfold(-1, span, step)                                   # (B, n_mels, P, span)
     p = w.shape[2]
     if view in ("pat", "fenv"):
@@ -255,8 +260,7 @@ class BagOfCodes(nn.Module):
         at a time, at most about ``max_values`` input values at once (a ``fenv`` position holds
         12 x 800 values), so memory stays flat on long spectrograms."""
         c = self.config
-        span, dim = c.spans[view], c.input_dims[view]
-        per = c.n_mels // c.patch_bins if view in ("pat", "fenv") else 1
+        span, dim, per = c.spans[view], c.input_dims[view], c.per_position[view]
         b, _, t = x.shape
         n_pos = max(0, (t - span) // step + 1)
         if n_pos == 0:

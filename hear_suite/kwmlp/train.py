@@ -61,11 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, default=0.1)
     g.add_argument("--survival-prob", type=float, default=0.9,
                    help="stochastic depth: probability that a block is kept in a step")
-    g.add_argument("--time-masks", type=int, default=2)
-    g.add_argument("--time-mask-width", type=int, default=25, help="max frames per time mask")
-    g.add_argument("--freq-masks", type=int, default=2)
-    g.add_argument("--freq-mask-width", type=int, default=7,
-                   help="max MFCC coefficients per frequency mask")
+    training.add_spec_augment_arguments(g, time_width=25, freq_width=7,
+                                        freq_help="max MFCC coefficients per frequency mask")
     g.add_argument("--depth", type=int, default=12, help="gMLP blocks")
     g.add_argument("--dim", type=int, default=64, help="token width")
     parser.add_argument("--save-rank-weights", action="store_true",
@@ -173,9 +170,7 @@ def train_one_epoch(model: nn.Module, data: SplitData, *, optimizer: torch.optim
                             desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
     for b in bar:
         b = b.to(info.device)
-        x = training.spec_augment(data.x[b], time_masks=args.time_masks,
-                                  time_width=args.time_mask_width, freq_masks=args.freq_masks,
-                                  freq_width=args.freq_mask_width)
+        x = training.spec_augment_from_args(data.x[b], args)
         y = data.y[b]
         logits = model(x)
         loss = criterion(logits, y)
@@ -224,8 +219,7 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
         problems.append("--warmup-epochs and --weight-decay must be >= 0 and --lr > 0")
     if not 0.0 <= args.label_smoothing < 1.0:
         problems.append("--label-smoothing must be in [0, 1)")
-    if min(args.time_masks, args.time_mask_width, args.freq_masks, args.freq_mask_width) < 0:
-        problems.append("SpecAugment mask counts and widths must be >= 0")
+    problems += training.spec_augment_problems(args)
     if args.workers < 0:
         problems.append("--workers must be >= 0")
     if problems:
