@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 DEBS="espeak-ng sox festival festvox-kallpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm"
+# real recordings of `hear-suite make-corpus real` (hear_suite/corpora/README.md lists each source)
+DEBS="$DEBS klettres-data asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav
+  asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav
+  asterisk-prompt-it-menardi-wav hydrogen-drumkits lmms-common musescore-general-soundfont-small
+  colobot-common-sounds tuxpaint-data heroes-sound-effects moon-lander-data frozen-bubble-data
+  pingus-data extremetuxracer-data oxygen-sounds deepin-sound-theme lomiri-sounds"
 missing=$(dpkg-query -W -f='${Status} ${Package}\n' $DEBS 2>/dev/null | grep -c "ok installed" || true)
 if [ "$missing" -ne "$(echo $DEBS | wc -w)" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -5,10 +5,13 @@
     hear-suite make-corpus keywords --out /work/data/keywords            # ~3400 clips
     hear-suite make-corpus keywords --out /tmp/kw --speakers 10 --words yes,no,up
     hear-suite make-corpus general --out /work/data/general --clips 1200   # bag-of-codes corpus
+    hear-suite make-corpus real --out /work/data/real [--scale 1] [--tasks real_drum_pieces,...]
 
 ``keywords``: spoken words, Speech Commands style (:mod:`hear_suite.corpora.keywords`).
 ``general``: speech, music, noises and events mixed into 1-10 s clips, multilabel
 (:mod:`hear_suite.corpora.general`).
+``real``: four tasks of real recordings from Debian packages, split by source, plus their
+multilabel union and a train/valid wav pool (:mod:`hear_suite.corpora.real`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-CORPORA = ("keywords", "general")
+CORPORA = ("keywords", "general", "real")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("general")
     g.add_argument("--clips", type=int, default=300, help="general: number of clips")
     g.add_argument("--max-seconds", type=float, default=10.0, help="general: longest clip")
+    g = parser.add_argument_group("real")
+    g.add_argument("--scale", type=float, default=1.0,
+                   help="real: multiplies the clips drawn per source (0.05 for a tiny corpus)")
+    g.add_argument("--tasks", default=None,
+                   help="real: comma-separated subset of the tasks (default: all four)")
+    g.add_argument("--multitask-extra", type=Path, action="append", default=[], metavar="TASK",
+                   help="real: also merge this scene task's labels into real_multitask (repeat)")
     parser = parser.add_argument_group("keywords")
     parser.add_argument("--speakers", type=int, default=90,
                         help="espeak-ng speakers (split 70/15/15); Festival adds 6 train speakers")
@@ -46,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.corpus == "general":
         return make_general(args)
+    if args.corpus == "real":
+        return make_real(args)
     from hear_suite.corpora.keywords import WORDS, KeywordConfig, build_keywords
 
     words = tuple(w.strip() for w in args.words.split(",")) if args.words else WORDS
@@ -73,6 +85,27 @@ def make_general(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate, task_name=args.task_name or "general"),
         progress=not args.quiet)
     print(f"wrote {task} in {time.time() - started:.0f} s")
+    return 0
+
+
+def make_real(args: argparse.Namespace) -> int:
+    from hear_suite.corpora.real import TASKS, MissingPackage, RealConfig, build_real
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else TASKS
+    if args.scale <= 0:
+        raise SystemExit("make-corpus real: --scale must be > 0")
+    started = time.time()
+    try:
+        written = build_real(args.out, RealConfig(seed=args.seed, scale=args.scale, tasks=tasks,
+                                                  sample_rate=args.sample_rate),
+                             progress=not args.quiet, multitask_extra=args.multitask_extra)
+    except (MissingPackage, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"make-corpus real: {e}")
+    for path in written:
+        counts = {s: len(json.loads((path / f"{s}.json").read_text()))
+                  for s in ("train", "valid", "test")}
+        print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"done in {time.time() - started:.0f} s")
     return 0
 
 

@@ -1,0 +1,567 @@
+"""Real recordings from Debian packages, written as HEAR tasks whose test sources are unseen.
+
+Four tasks, one per family of HEAR 2021 (the corpus card, ``hear_suite/corpora/README.md``,
+lists every source, its package, license and clip count):
+
+- ``real_spoken_language`` (speech, 5 classes): the language of a spoken prompt, letter or
+  syllable. Human recordings of Asterisk's voice prompts (six speakers) and KLettres (one
+  speaker per language). Every language has a train source and a different test source; the
+  test sources mix both packages, and Allison speaks English in train and Spanish in test, so
+  neither the package nor the voice gives the answer. All speech is band-limited to the
+  telephone band (8 kHz sampling) because Asterisk's prompts are.
+- ``real_instrument_pitch`` (music, 36 pitches, ``pitch_acc``/``chroma_acc``): isolated notes
+  of the MuseScore General SoundFont's sampled instruments (not the FluidR3 set of the synthetic
+  corpora); GM programs split within each instrument family, so test instruments are unseen.
+- ``real_drum_pieces`` (percussion, 6 classes): kick, snare, hi-hat, tom, cymbal, clap from
+  Hydrogen's drum kits and LMMS's drum samples; split by kit.
+- ``real_sound_kinds`` (general sounds, 6 classes): speech, drums, instrument notes, music,
+  desktop sounds and game effects from KLettres, Hydrogen, MuseScore General, LMMS, desktop sound
+  themes and game data packages; split by package (or by language, kit and program).
+
+Train and valid clips come from the same sources (valid is a random 15 % of them); test clips
+come only from sources in neither. ``real_multitask`` merges the four tasks into one multilabel
+task (labels prefixed ``language:``, ``pitch:``, ``drum:``, ``kind:``) for multi-label-set
+training, and ``real_pool/`` holds the train and valid audio of every task as plain wav files
+(for unsupervised training that must not see test audio).
+
+Everything is keyed by ``(seed, task, source, file)``: the same seed and installed packages give
+the same corpus. A missing package raises :class:`MissingPackage`, naming it.
+
+>>> build_real(Path("tasks"), RealConfig(scale=1.0))   # -> tasks/real_*-v1-full, tasks/real_pool
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+
+from hear_suite.corpora import effects, music
+from hear_suite.corpora.speech import resample
+from hear_suite.tasks import MULTICLASS, MULTILABEL, SCENE, TaskWriter, read_task
+
+TASKS = ("real_spoken_language", "real_instrument_pitch", "real_drum_pieces", "real_sound_kinds")
+AUDIO_EXTENSIONS = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif")
+VALID_SHARE = 0.15
+
+
+class MissingPackage(RuntimeError):
+    """A Debian package a task reads is not installed."""
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    seed: int = 0
+    scale: float = 1.0          # multiplies every per-source clip cap (0.05 for a CI-sized corpus)
+    tasks: Tuple[str, ...] = TASKS
+    sample_rate: int = 16000
+    root: str = "/"             # where the Debian packages' files are (tests point it elsewhere)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip to write: where its audio comes from, its label and split."""
+
+    source: str                 # e.g. "klettres/fr", "hydrogen/ForzeeStereo"
+    package: str                # Debian package
+    split: str                  # train | valid | test ("trainvalid" before the valid draw)
+    label: str
+    path: Optional[Path] = None                 # a recording
+    note: Optional[Tuple[int, int, int]] = None  # or a SoundFont note (program, pitch, velocity)
+    offset_s: float = 0.0                        # start of the excerpt in the recording
+
+
+@dataclass
+class Source:
+    """A set of recordings of one package with their labels and split."""
+
+    name: str
+    package: str
+    split: str
+    files: List[Tuple[Path, str]] = field(default_factory=list)  # (path, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# where the packages put their files
+# ---------------------------------------------------------------------------------------------
+
+def _dir(config: RealConfig, package: str, *parts: str) -> Path:
+    path = Path(config.root, "usr/share", *parts)
+    if not path.is_dir():
+        raise MissingPackage(f"the Debian package {package} is not installed ({path} missing): "
+                             f"apt-get install -y {package}, or bash scripts/setup.sh")
+    return path
+
+
+def _readable(path: Path) -> bool:
+    # a few packaged files are malformed (LMMS's kick04.ogg is a WAV header on Ogg data)
+    try:
+        return sf.info(str(path)).frames > 0
+    except (RuntimeError, sf.LibsndfileError):
+        return False
+
+
+def _audio_files(folder: Path, pattern: str = "**/*") -> List[Path]:
+    found = {p.resolve(): p for p in folder.glob(pattern)
+             if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()}
+    # symlinked duplicates (Asterisk's en/ and en_US/) once
+    return sorted(p for p in found.values() if _readable(p))
+
+
+def _rng(config: RealConfig, *keys: str) -> np.random.Generator:
+    return np.random.default_rng([config.seed] + [zlib.crc32(k.encode()) for k in keys])
+
+
+def _cap(config: RealConfig, per_scale: int) -> int:
+    return max(1, int(round(per_scale * config.scale)))
+
+
+def _subsample(config: RealConfig, items: Sequence, cap: int, *keys: str) -> list:
+    if len(items) <= cap:
+        return list(items)
+    pick = _rng(config, "subsample", *keys).choice(len(items), size=cap, replace=False)
+    return [items[i] for i in sorted(pick)]
+
+
+# ---------------------------------------------------------------------------------------------
+# speech: Asterisk prompts and KLettres
+# ---------------------------------------------------------------------------------------------
+
+ASTERISK = {  # voice directory -> (language, Debian package)
+    "en_US_f_Allison": ("en", "asterisk-core-sounds-en-wav"),
+    "es_MX_f_Allison": ("es", "asterisk-core-sounds-es-wav"),
+    "fr_CA_f_June": ("fr", "asterisk-core-sounds-fr-wav"),
+    "it_IT_m_Carlo": ("it", "asterisk-core-sounds-it-wav"),
+    "it_IT_f_Menardi": ("it", "asterisk-prompt-it-menardi-wav"),
+    "ru_RU_f_IvrvoiceRU": ("ru", "asterisk-core-sounds-ru-wav"),
+}
+# (source, split): every language has a train source and a different, unseen test source
+LANGUAGE_SOURCES = {
+    "en": [("asterisk/en_US_f_Allison", "trainvalid"), ("klettres/en_GB", "trainvalid"),
+           ("klettres/en", "test")],
+    "es": [("klettres/es", "trainvalid"), ("asterisk/es_MX_f_Allison", "test")],
+    "fr": [("asterisk/fr_CA_f_June", "trainvalid"), ("klettres/fr", "test")],
+    "it": [("asterisk/it_IT_m_Carlo", "trainvalid"), ("klettres/it", "trainvalid"),
+           ("asterisk/it_IT_f_Menardi", "test")],
+    "ru": [("klettres/ru", "trainvalid"), ("asterisk/ru_RU_f_IvrvoiceRU", "test")],
+}
+# KLettres languages of real_sound_kinds (the ones real_spoken_language leaves out), by split
+KLETTRES_KIND_SPLITS = {"train": ["ar", "cs", "da", "lt", "ml", "nb", "nds", "uk"],
+                        "valid": ["nl", "tn"], "test": ["de", "he", "hu", "pt_BR"]}
+
+
+def _speech_source(config: RealConfig, name: str, split: str, label: str) -> Source:
+    kind, voice = name.split("/")
+    if kind == "asterisk":
+        package = ASTERISK[voice][1]
+        files = _audio_files(_dir(config, package, "asterisk/sounds", voice))
+    else:
+        package = "klettres-data"
+        files = _audio_files(_dir(config, package, "klettres", voice))
+    return Source(name, package, split, [(p, label) for p in files])
+
+
+def spoken_language_sources(config: RealConfig) -> List[Source]:
+    return [_speech_source(config, name, split, lang)
+            for lang, entries in LANGUAGE_SOURCES.items() for name, split in entries]
+
+
+# ---------------------------------------------------------------------------------------------
+# drums: Hydrogen kits and LMMS samples
+# ---------------------------------------------------------------------------------------------
+
+DRUM_CLASSES = ("clap", "cymbal", "hihat", "kick", "snare", "tom")
+# Kits of one author share samples: the three Millo kits stay in one split.
+KIT_SPLITS = {"valid": ["VariBreaks", "Audiophob"],
+              "test": ["The Black Pearl 1.0", "HardElectro1", "ColomboAcousticDrumkit"]}
+_DRUM_WORDS = [  # first match wins: "hi-hat" before "hat"-less words, "clap" before anything
+    ("clap", r"clap"), ("hihat", r"hat|\bhh\b|hh\d|hhat"),
+    ("cymbal", r"crash|ride|splash|china|cymbal"),
+    ("kick", r"kick|bass ?drum|\bbd\b|^bd_"), ("snare", r"snare|rimshot"), ("tom", r"tom"),
+]
+
+
+def drum_class(name: str) -> Optional[str]:
+    """The drum piece of a Hydrogen instrument or sample name, or None (stick, cowbell, ...)."""
+    name = name.lower()
+    for label, pattern in _DRUM_WORDS:
+        if re.search(pattern, name):
+            return label
+    return None
+
+
+def _kit_split(kit: str) -> str:
+    for split, kits in KIT_SPLITS.items():
+        if kit in kits:
+            return split
+    return "train"
+
+
+def drum_sources(config: RealConfig) -> List[Source]:
+    kits_dir = _dir(config, "hydrogen-drumkits", "hydrogen/data/drumkits")
+    sources = []
+    for kit_dir in sorted(p for p in kits_dir.iterdir() if (p / "drumkit.xml").is_file()):
+        files: Dict[Path, str] = {}
+        for inst in ET.parse(kit_dir / "drumkit.xml").getroot().iter():
+            if inst.tag.split("}")[-1] != "instrument":
+                continue
+            name = next((c.text or "" for c in inst if c.tag.split("}")[-1] == "name"), "")
+            label = drum_class(name)
+            for f in inst.iter():
+                if label and f.tag.split("}")[-1] == "filename" and f.text:
+                    path = kit_dir / f.text.strip()
+                    if path.is_file() and _readable(path):
+                        files.setdefault(path, label)
+        if files:
+            sources.append(Source(f"hydrogen/{kit_dir.name}", "hydrogen-drumkits",
+                                  _kit_split(kit_dir.name), sorted(files.items())))
+    lmms = _dir(config, "lmms-common", "lmms/samples")
+    files = [(p, drum_class(p.stem)) for p in _audio_files(lmms / "drums")]
+    sources.append(Source("lmms/drums", "lmms-common", "train",
+                          [(p, c) for p, c in files if c is not None]))
+    for s in sources:
+        if s.split != "test":
+            s.split = "trainvalid" if s.split == "train" else s.split
+    return sources
+
+
+# ---------------------------------------------------------------------------------------------
+# sampled instruments: MuseScore General
+# ---------------------------------------------------------------------------------------------
+
+PITCHES = (48, 84)   # MIDI C3..B5, half-open: 36 labels, all two digits (index = pitch - 48)
+PROGRAMS = range(0, 112)  # GM melodic programs (112-127 are percussive and sound effects)
+
+
+def musescore_soundfont(config: RealConfig) -> Path:
+    path = _dir(config, "musescore-general-soundfont-small", "sounds/sf3") / "MuseScore_General.sf3"
+    if not path.is_file():
+        raise MissingPackage(f"{path} missing: apt-get install -y musescore-general-soundfont-small")
+    return path
+
+
+def program_splits(config: RealConfig) -> Dict[int, str]:
+    """GM program -> split: within each family of 8 programs, 5 train, 1 valid, 2 test."""
+    out = {}
+    for family in range(0, 112, 8):
+        order = _rng(config, "programs", str(family)).permutation(8) + family
+        for k, program in enumerate(order):
+            out[int(program)] = "train" if k < 5 else "valid" if k < 6 else "test"
+    return out
+
+
+def pitch_clips(config: RealConfig) -> List[Clip]:
+    musescore_soundfont(config)
+    clips = []
+    for program, split in program_splits(config).items():
+        rng = _rng(config, "pitch", str(program))
+        n = min(PITCHES[1] - PITCHES[0], _cap(config, 12))
+        for pitch in sorted(rng.choice(np.arange(*PITCHES), size=n, replace=False)):
+            clips.append(Clip(f"musescore/{program:03d}", "musescore-general-soundfont-small",
+                              split, str(int(pitch)),
+                              note=(program, int(pitch), int(rng.integers(60, 121)))))
+    return clips
+
+
+# ---------------------------------------------------------------------------------------------
+# general sounds: desktop themes, games, LMMS
+# ---------------------------------------------------------------------------------------------
+
+def _kind_source(config: RealConfig, name: str, package: str, split: str, label: str,
+                 *parts: str, pattern: str = "**/*") -> Source:
+    files = _audio_files(_dir(config, package, *parts), pattern)
+    return Source(name, package, split, [(p, label) for p in files])
+
+
+def sound_kind_sources(config: RealConfig) -> List[Source]:
+    s = []
+    for split, languages in KLETTRES_KIND_SPLITS.items():
+        for lang in languages:
+            s.append(_speech_source(config, f"klettres/{lang}",
+                                    "trainvalid" if split == "train" else split, "speech"))
+    for d in drum_sources(config):
+        s.append(Source(d.name, d.package, d.split, [(p, "drums") for p, _ in d.files]))
+    s += [
+        _kind_source(config, "lmms/instruments", "lmms-common", "trainvalid", "instrument",
+                     "lmms/samples/instruments"),
+        _kind_source(config, "lmms/effects", "lmms-common", "trainvalid", "game_effect",
+                     "lmms/samples/effects"),
+        _kind_source(config, "colobot/sounds", "colobot-common-sounds", "trainvalid",
+                     "game_effect", "games/colobot/sounds"),
+        _kind_source(config, "tuxpaint", "tuxpaint-data", "trainvalid", "game_effect",
+                     "tuxpaint/sounds"),
+        _kind_source(config, "heroes", "heroes-sound-effects", "valid", "game_effect",
+                     "games/heroes/sfx"),
+        _kind_source(config, "moon-lander", "moon-lander-data", "valid", "game_effect",
+                     "games/moon-lander/sounds"),
+        _kind_source(config, "frozen-bubble", "frozen-bubble-data", "test", "game_effect",
+                     "games/frozen-bubble/snd"),
+        _kind_source(config, "pingus", "pingus-data", "test", "game_effect",
+                     "games/pingus/data/sounds"),
+        _kind_source(config, "etr/sounds", "extremetuxracer-data", "test", "game_effect",
+                     "games/etr/sounds"),
+        _kind_source(config, "oxygen", "oxygen-sounds", "trainvalid", "desktop_sound",
+                     "sounds", pattern="Oxygen-*"),
+        _kind_source(config, "deepin", "deepin-sound-theme", "valid", "desktop_sound",
+                     "sounds/deepin"),
+        _kind_source(config, "lomiri", "lomiri-sounds", "test", "desktop_sound", "sounds/lomiri"),
+        _kind_source(config, "colobot/music", "colobot-common-sounds", "trainvalid", "music",
+                     "games/colobot/music"),
+        _kind_source(config, "lmms/bassloops+beats", "lmms-common", "valid", "music",
+                     "lmms/samples", pattern="b*loops/*"),
+        _kind_source(config, "etr/music", "extremetuxracer-data", "test", "music",
+                     "games/etr/music"),
+    ]
+    return s
+
+
+def sound_kind_clips(config: RealConfig, seconds: float) -> List[Clip]:
+    clips = _source_clips(config, "real_sound_kinds", sound_kind_sources(config), cap=50)
+    # Long music tracks give several excerpts: one per `seconds`-long stretch, up to 6 a track.
+    out = []
+    for c in clips:
+        if c.label == "music":
+            duration = sf.info(str(c.path)).duration
+            n = int(min(6, max(1, duration // (2 * seconds))))
+            starts = np.linspace(0, max(0.0, duration - seconds), n + 2)[1:-1] if n > 1 else [0.0]
+            out += [Clip(c.source, c.package, c.split, c.label, c.path, offset_s=float(t))
+                    for t in starts]
+        else:
+            out.append(c)
+    # instrument notes: a few MuseScore notes per program, the pitch task's program split
+    splits = program_splits(config)
+    for program in PROGRAMS:
+        rng = _rng(config, "kind-note", str(program))
+        for _ in range(_cap(config, 1)):
+            out.append(Clip(f"musescore/{program:03d}", "musescore-general-soundfont-small",
+                            splits[program], "instrument",
+                            note=(program, int(rng.integers(*PITCHES)), int(rng.integers(60, 121)))))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# assembling and writing the tasks
+# ---------------------------------------------------------------------------------------------
+
+def _source_clips(config: RealConfig, task: str, sources: Sequence[Source], cap: int) -> List[Clip]:
+    """At most ``cap * scale`` clips per (source, label), drawn per seed."""
+    clips = []
+    for s in sources:
+        by_label: Dict[str, List[Path]] = {}
+        for path, label in s.files:
+            by_label.setdefault(label, []).append(path)
+        for label, paths in sorted(by_label.items()):
+            for p in _subsample(config, paths, _cap(config, cap), task, s.name, label):
+                clips.append(Clip(s.name, s.package, s.split, label, p))
+    return clips
+
+
+def _assign_valid(config: RealConfig, task: str, clips: List[Clip]) -> List[Clip]:
+    """``trainvalid`` clips -> train, or valid with probability 15 % (per clip, per seed)."""
+    out = []
+    for c in clips:
+        split = c.split
+        if split == "trainvalid":
+            key = f"{c.path or c.note}:{c.offset_s}"
+            split = "valid" if _rng(config, task, "valid", key).random() < VALID_SHARE else "train"
+        out.append(Clip(c.source, c.package, split, c.label, c.path, c.note, c.offset_s))
+    return out
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    seconds: float
+    evaluation: Tuple[str, ...]
+    clips: Callable[[RealConfig], List[Clip]]
+    telephone: bool = False       # band-limit to 4 kHz (8 kHz sampling)
+    labels: Optional[Tuple[str, ...]] = None
+
+
+SPECS = {
+    "real_spoken_language": TaskSpec(
+        "real_spoken_language", 3.0, ("top1_acc",),
+        lambda c: _source_clips(c, "real_spoken_language", spoken_language_sources(c), cap=150),
+        telephone=True),
+    "real_instrument_pitch": TaskSpec(
+        "real_instrument_pitch", 2.0, ("pitch_acc", "chroma_acc"), pitch_clips,
+        labels=tuple(str(p) for p in range(*PITCHES))),
+    "real_drum_pieces": TaskSpec(
+        "real_drum_pieces", 1.0, ("top1_acc",),
+        lambda c: _source_clips(c, "real_drum_pieces", drum_sources(c), cap=20)),
+    "real_sound_kinds": TaskSpec(
+        "real_sound_kinds", 4.0, ("top1_acc",), lambda c: sound_kind_clips(c, 4.0)),
+}
+
+
+def load_recording(path: Path, sample_rate: int, offset_s: float = 0.0,
+                   seconds: Optional[float] = None) -> np.ndarray:
+    """Mono float32 at ``sample_rate`` of ``seconds`` (all by default) from ``offset_s``."""
+    with sf.SoundFile(str(path)) as f:
+        f.seek(min(int(offset_s * f.samplerate), max(0, f.frames - 1)))
+        frames = -1 if seconds is None else int(np.ceil(seconds * f.samplerate)) + 1
+        audio = f.read(frames, dtype="float32", always_2d=True).mean(axis=1)
+        sr = f.samplerate
+    return resample(audio, sr, sample_rate) if sr != sample_rate else audio
+
+
+def render_clip(clip: Clip, spec: TaskSpec, config: RealConfig, soundfont: Optional[Path],
+                note_audio: Optional[np.ndarray] = None) -> np.ndarray:
+    """The clip's audio: ``spec.seconds`` long at the task's rate, level drawn per clip."""
+    sr, n = config.sample_rate, int(round(spec.seconds * config.sample_rate))
+    rng = _rng(config, spec.name, "render", f"{clip.path or clip.note}:{clip.offset_s}")
+    if note_audio is not None:
+        audio = note_audio
+    else:
+        audio = load_recording(clip.path, sr, clip.offset_s,
+                               None if clip.offset_s == 0 and clip.label != "music" else spec.seconds)
+        if clip.offset_s == 0:
+            audio = effects.trim_silence(audio, sr)
+    if spec.telephone:
+        audio = resample(resample(audio, sr, 8000), 8000, sr)
+    if len(audio) >= n:
+        audio = audio[:n]
+    elif spec.telephone or note_audio is not None or spec.seconds <= 1.0:
+        audio = np.pad(audio, (0, n - len(audio)))  # speech, notes and drum hits from the start
+    else:  # other short sounds at a random time in the clip
+        audio, _ = effects.place_in_window(audio, n, rng)
+    peak = float(np.abs(audio).max())
+    if peak < 1e-5:
+        return np.zeros(n, np.float32)
+    # the level is drawn, not kept: a package's mastering level must not give its label away
+    return (audio * (10 ** (rng.uniform(-18.0, -1.0) / 20) / peak)).astype(np.float32)
+
+
+def _render_notes(clips: Sequence[Clip], seconds: float, config: RealConfig,
+                  soundfont: Path) -> Dict[int, np.ndarray]:
+    requests = [(i, c.note) for i, c in enumerate(clips) if c.note is not None]
+    if not requests:
+        return {}
+    audio = music.render_isolated_notes([r for _, r in requests], config.sample_rate,
+                                        clip_s=seconds, hold_s=0.75 * seconds,
+                                        spacing_s=seconds + 1.0, soundfont=str(soundfont))
+    return {i: a for (i, _), a in zip(requests, audio)}
+
+
+def stem_of(clip: Clip, index: int) -> str:
+    base = clip.source.replace("/", "-").replace(" ", "_")
+    return re.sub(r"[^A-Za-z0-9_.-]", "", f"{index:05d}-{base}-{clip.label}")
+
+
+def write_task(root: Path, spec: TaskSpec, config: RealConfig, *, progress: bool = True) -> Path:
+    clips = _assign_valid(config, spec.name, spec.clips(config))
+    for split in ("train", "valid", "test"):
+        if not any(c.split == split for c in clips):
+            raise ValueError(f"{spec.name}: no {split} clips (scale {config.scale} too small?)")
+    soundfont = musescore_soundfont(config) if any(c.note for c in clips) else None
+    notes = _render_notes(clips, spec.seconds, config, soundfont) if soundfont else {}
+    sources = sorted({(c.source, c.package, c.split) for c in clips})
+    extra = {"corpus": "real", "seed": config.seed, "scale": config.scale,
+             "sources": [{"source": s, "package": p, "split": sp,
+                          "clips": sum(c.source == s and c.split == sp for c in clips)}
+                         for s, p, sp in sources]}
+    from tqdm import tqdm
+
+    with TaskWriter(root, task_name=spec.name, embedding_type=SCENE, prediction_type=MULTICLASS,
+                    sample_duration=spec.seconds, evaluation=list(spec.evaluation),
+                    sample_rate=config.sample_rate, labels=spec.labels,
+                    extra_metadata=extra) as writer:
+        for i, clip in enumerate(tqdm(clips, desc=spec.name, disable=not progress, unit="clip")):
+            audio = render_clip(clip, spec, config, soundfont, notes.get(i))
+            writer.add(clip.split, stem_of(clip, i), audio, [clip.label])
+    return writer.path
+
+
+MULTITASK_PREFIX = {"real_spoken_language": "language", "real_instrument_pitch": "pitch",
+                    "real_drum_pieces": "drum", "real_sound_kinds": "kind"}
+
+
+def label_set_prefix(task_name: str) -> str:
+    """``real_drum_pieces`` -> ``drum``; other tasks by name without ``gen_`` (``sound_mixtures``)."""
+    return MULTITASK_PREFIX.get(task_name, task_name.removeprefix("gen_"))
+
+
+def write_multitask(root: Path, tasks: Sequence[Path], sample_rate: int) -> Path:
+    """Scene tasks (train/valid/test) merged into one multilabel task of 4 s clips, each label
+    prefixed by its label set (``drum:kick``): one classifier learns every label set at once."""
+    from hear_suite.tasks import load_wav
+
+    seconds = 4.0
+    read = [read_task(t, sample_rate) for t in tasks]
+    for task in read:
+        if not task.is_scene or task.splits != ["train", "valid", "test"]:
+            raise ValueError(f"{task.path}: multitask merging needs train/valid/test scene tasks")
+    with TaskWriter(root, task_name="real_multitask", embedding_type=SCENE,
+                    prediction_type=MULTILABEL, sample_duration=seconds, evaluation=["mAP"],
+                    sample_rate=sample_rate,
+                    extra_metadata={"corpus": "real", "label_sets": {
+                        label_set_prefix(t.metadata["task_name"]): t.name for t in read}}) as writer:
+        for task in read:
+            prefix = label_set_prefix(task.metadata["task_name"])
+            for split in task.splits:
+                for path, labels in task.examples[split].items():
+                    writer.add(split, f"{prefix}-{path.stem}", load_wav(path),
+                               [f"{prefix}:{x}" for x in labels])
+    return writer.path
+
+
+def write_pool(root: Path, tasks: Sequence[Path], sample_rate: int) -> Path:
+    """``root/real_pool/<task>/<split>/*.wav``: the train and valid audio of every task (links
+    where the file system allows), for unsupervised training that must not see test audio."""
+    pool = root / "real_pool"
+    tmp = root / ".real_pool.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for task_dir in tasks:
+        task = read_task(task_dir, sample_rate)
+        for split in ("train", "valid"):
+            dest = tmp / task_dir.name / split
+            dest.mkdir(parents=True)
+            for path in task.examples[split]:
+                try:
+                    os.link(path, dest / path.name)
+                except OSError:
+                    shutil.copy2(path, dest / path.name)
+    shutil.rmtree(pool, ignore_errors=True)
+    os.replace(tmp, pool)
+    return pool
+
+
+def check_packages(config: RealConfig) -> None:
+    """Raise :class:`MissingPackage` before any work when a task's package is absent."""
+    for name in config.tasks:
+        if name not in SPECS:
+            raise ValueError(f"unknown real task {name!r}; choose from {list(SPECS)}")
+        SPECS[name].clips(config)
+
+
+def build_real(root: Path, config: RealConfig, *, progress: bool = True,
+               multitask_extra: Sequence[Path] = ()) -> List[Path]:
+    """Write the real tasks of ``config.tasks`` under ``root``, then, when all four are built,
+    ``real_multitask`` (with the label sets of the ``multitask_extra`` scene tasks too, e.g. a
+    synthetic one) and ``real_pool/``. Returns the task directories written."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    check_packages(config)
+    for extra in multitask_extra:
+        read_task(extra)  # a clear error before hours of work
+    written = [write_task(root, SPECS[name], config, progress=progress) for name in config.tasks]
+    if set(config.tasks) == set(TASKS):
+        written.append(write_multitask(root, written + list(multitask_extra), config.sample_rate))
+    write_pool(root, [p for p in written if p.name != "real_multitask-v1-full"],
+               config.sample_rate)
+    return written
+
+
+def iter_card_rows(task_dirs: Sequence[Path]) -> Iterator[Tuple[str, str, str, str, int]]:
+    """``(task, source, package, split, clips)`` of written tasks, for the corpus card."""
+    for t in task_dirs:
+        meta = read_task(t).metadata
+        for s in meta.get("sources", []):
+            yield meta["task_name"], s["source"], s["package"], s["split"], s["clips"]
