@@ -157,3 +157,37 @@ def test_program_splits_cover_every_family():
         counts = collections.Counter(splits[p] for p in range(family, family + 8))
         assert counts == {"train": 5, "valid": 1, "test": 2}
     assert splits != real.program_splits(real.RealConfig(seed=1))
+
+
+# ------------------------------------------------------------------------------- union
+
+def test_loudest_window_keeps_the_event():
+    from hear_suite.corpora.union import loudest_window
+
+    audio = np.zeros(64000, np.float32)
+    audio[50000:50800] = 0.5                     # a 50 ms hit at 3.1 s of a 4 s clip
+    crop = loudest_window(audio, 16000, 16000)
+    assert len(crop) == 16000 and np.abs(crop).sum() == pytest.approx(0.5 * 800)
+    assert len(loudest_window(audio[:1000], 16000, 16000)) == 16000       # padded
+    edge = np.zeros(64000, np.float32)
+    edge[-100:] = 1.0
+    assert loudest_window(edge, 16000, 16000)[-100:].sum() == 100          # kept inside
+
+
+@needs_packages
+def test_multiclass_union(corpus, tmp_path):
+    from hear_suite.corpora.union import merge_tasks
+
+    _, written = corpus
+    union = merge_tasks(tmp_path, [written[0], written[2]], task_name="u", seconds=1.0,
+                        multiclass=True)
+    task = read_task(union)
+    assert not task.is_multilabel and task.metadata["sample_duration"] == 1.0
+    assert {l.split(":")[0] for l in task.labels} == {"language", "drum"}
+    for split in task.splits:
+        assert len(task.examples[split]) == (len(read_task(written[0]).examples[split])
+                                             + len(read_task(written[2]).examples[split]))
+    with pytest.raises(ValueError, match="multilabel"):
+        merge_tasks(tmp_path, [written[4]], task_name="v", seconds=1.0, multiclass=True)
+    with pytest.raises(ValueError, match="same label set"):
+        merge_tasks(tmp_path, [written[0], written[0]], task_name="w", seconds=1.0)

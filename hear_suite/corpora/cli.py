@@ -12,6 +12,8 @@
 (:mod:`hear_suite.corpora.general`).
 ``real``: four tasks of real recordings from Debian packages, split by source, plus their
 multilabel union and a train/valid wav pool (:mod:`hear_suite.corpora.real`).
+``union``: scene tasks merged into one, labels prefixed by label set
+(:mod:`hear_suite.corpora.union`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-CORPORA = ("keywords", "general", "real")
+CORPORA = ("keywords", "general", "real", "union")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="real: comma-separated subset of the tasks (default: all four)")
     g.add_argument("--multitask-extra", type=Path, action="append", default=[], metavar="TASK",
                    help="real: also merge this scene task's labels into real_multitask (repeat)")
+    g = parser.add_argument_group("union")
+    g.add_argument("--from", dest="sources", type=Path, nargs="+", default=None, metavar="TASK",
+                   help="union: the scene tasks to merge")
+    g.add_argument("--seconds", type=float, default=4.0, help="union: clip length")
+    g.add_argument("--multiclass", action="store_true",
+                   help="union: one label a clip (top1_acc) instead of multilabel (mAP)")
     parser = parser.add_argument_group("keywords")
     parser.add_argument("--speakers", type=int, default=90,
                         help="espeak-ng speakers (split 70/15/15); Festival adds 6 train speakers")
@@ -58,6 +66,8 @@ def main(args: argparse.Namespace) -> int:
         return make_general(args)
     if args.corpus == "real":
         return make_real(args)
+    if args.corpus == "union":
+        return make_union(args)
     from hear_suite.corpora.keywords import WORDS, KeywordConfig, build_keywords
 
     words = tuple(w.strip() for w in args.words.split(",")) if args.words else WORDS
@@ -106,6 +116,22 @@ def make_real(args: argparse.Namespace) -> int:
                   for s in ("train", "valid", "test")}
         print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"done in {time.time() - started:.0f} s")
+    return 0
+
+
+def make_union(args: argparse.Namespace) -> int:
+    from hear_suite.corpora.union import merge_tasks
+
+    if not args.sources:
+        raise SystemExit("make-corpus union: give the tasks to merge with --from TASK [TASK ...]")
+    try:
+        path = merge_tasks(args.out, args.sources, task_name=args.task_name or "union",
+                           seconds=args.seconds, multiclass=args.multiclass,
+                           sample_rate=args.sample_rate)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"make-corpus union: {e}")
+    counts = {s: len(json.loads((path / f"{s}.json").read_text())) for s in ("train", "valid", "test")}
+    print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 

@@ -44,8 +44,9 @@ import numpy as np
 import soundfile as sf
 
 from hear_suite.corpora import effects, music
+from hear_suite.corpora.union import merge_tasks
 from hear_suite.corpora.speech import resample
-from hear_suite.tasks import MULTICLASS, MULTILABEL, SCENE, TaskWriter, read_task
+from hear_suite.tasks import MULTICLASS, SCENE, TaskWriter, read_task
 
 TASKS = ("real_spoken_language", "real_instrument_pitch", "real_drum_pieces", "real_sound_kinds")
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif")
@@ -479,39 +480,6 @@ def write_task(root: Path, spec: TaskSpec, config: RealConfig, *, progress: bool
     return writer.path
 
 
-MULTITASK_PREFIX = {"real_spoken_language": "language", "real_instrument_pitch": "pitch",
-                    "real_drum_pieces": "drum", "real_sound_kinds": "kind"}
-
-
-def label_set_prefix(task_name: str) -> str:
-    """``real_drum_pieces`` -> ``drum``; other tasks by name without ``gen_`` (``sound_mixtures``)."""
-    return MULTITASK_PREFIX.get(task_name, task_name.removeprefix("gen_"))
-
-
-def write_multitask(root: Path, tasks: Sequence[Path], sample_rate: int) -> Path:
-    """Scene tasks (train/valid/test) merged into one multilabel task of 4 s clips, each label
-    prefixed by its label set (``drum:kick``): one classifier learns every label set at once."""
-    from hear_suite.tasks import load_wav
-
-    seconds = 4.0
-    read = [read_task(t, sample_rate) for t in tasks]
-    for task in read:
-        if not task.is_scene or task.splits != ["train", "valid", "test"]:
-            raise ValueError(f"{task.path}: multitask merging needs train/valid/test scene tasks")
-    with TaskWriter(root, task_name="real_multitask", embedding_type=SCENE,
-                    prediction_type=MULTILABEL, sample_duration=seconds, evaluation=["mAP"],
-                    sample_rate=sample_rate,
-                    extra_metadata={"corpus": "real", "label_sets": {
-                        label_set_prefix(t.metadata["task_name"]): t.name for t in read}}) as writer:
-        for task in read:
-            prefix = label_set_prefix(task.metadata["task_name"])
-            for split in task.splits:
-                for path, labels in task.examples[split].items():
-                    writer.add(split, f"{prefix}-{path.stem}", load_wav(path),
-                               [f"{prefix}:{x}" for x in labels])
-    return writer.path
-
-
 def write_pool(root: Path, tasks: Sequence[Path], sample_rate: int) -> Path:
     """``root/real_pool/<task>/<split>/*.wav``: the train and valid audio of every task (links
     where the file system allows), for unsupervised training that must not see test audio."""
@@ -553,7 +521,8 @@ def build_real(root: Path, config: RealConfig, *, progress: bool = True,
         read_task(extra)  # a clear error before hours of work
     written = [write_task(root, SPECS[name], config, progress=progress) for name in config.tasks]
     if set(config.tasks) == set(TASKS):
-        written.append(write_multitask(root, written + list(multitask_extra), config.sample_rate))
+        written.append(merge_tasks(root, written + list(multitask_extra), seconds=4.0,
+                                   task_name="real_multitask", sample_rate=config.sample_rate))
     write_pool(root, [p for p in written if p.name != "real_multitask-v1-full"],
                config.sample_rate)
     return written
