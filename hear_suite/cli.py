@@ -33,6 +33,8 @@ def build_parser(argv: List[str]) -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model (see `hear-suite train MODEL -h`)")
     train_sub = train.add_subparsers(dest="model", required=True)
     for name, entry in MODELS.items():
+        if entry.train_module is None:  # the log-mel floor: nothing to train
+            continue
         p = train_sub.add_parser(name, help=f"train {name}")
         if wanted == "train" and len(argv) > 1 and argv[1] == name:
             mod = importlib.import_module(entry.train_module)

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    name: str            # family name stored in checkpoints
-    module: str          # HEAR plugin module (load_model, get_*_embeddings)
-    weights: str         # default weights file in weights/
-    train_module: str    # module with add_arguments(parser) and main(args) for `hear-suite train`
+    name: str                            # family name stored in checkpoints
+    module: str                          # HEAR plugin module (load_model, get_*_embeddings)
+    weights: Optional[str] = None        # default weights file in weights/; None: no weights
+    # module with add_arguments(parser) and main(args) for `hear-suite train`; None: not trained
+    train_module: Optional[str] = None
 
 
 MODELS: Dict[str, ModelEntry] = {
@@ -21,4 +22,6 @@ MODELS: Dict[str, ModelEntry] = {
     # the paper's classifier over bagofcodes embeddings (trains a head, not an embedding model)
     "bagofcodes-head": ModelEntry("bagofcodes-head", "hear_suite.bagofcodes", "bagofcodes.pt",
                                   "hear_suite.bagofcodes.head"),
+    # the no-learning floor of every evaluation table: no weights, nothing to train
+    "logmel": ModelEntry("logmel", "hear_suite.logmel"),
 }

@@ -26,7 +26,7 @@ def shipped_weights():
     from hear_suite.checkpoint import default_weights
     from hear_suite.registry import MODELS
 
-    modules = {e.name: e.module for e in MODELS.values()}
+    modules = {e.name: e.module for e in MODELS.values() if e.weights}
     out = []
     for path in sorted(default_weights("kwmlp.pt").parent.glob("*.pt")):
         family = max((f for f in modules if path.name.startswith(f)), key=len)

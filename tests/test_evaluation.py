@@ -5,6 +5,7 @@ The end-to-end run with hear_suite.kwmlp is in test_evaluation_e2e.py.
 import csv
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ import soundfile as sf
 from hear_suite.corpora import music, sounds
 from hear_suite.evaluation import make_tasks
 from hear_suite.evaluation.config import load_config
-from hear_suite.evaluation.results import Row, read_metric, to_csv, to_markdown, write_results
+from hear_suite.evaluation.chance import CONSTANT, chance_level, task_chance
+from hear_suite.evaluation.results import (Row, mark_floor, read_metric, to_csv, to_markdown,
+                                           write_results)
 from hear_suite.tasks import read_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -237,6 +240,89 @@ def test_results_tables(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_floor_marks_chance_column_and_legend(tmp_path):
+    """Scores worse than the floor run's are marked ▼ (higher, for the lower-is-better error
+    rate); the floor's own scores and failed rows are not compared; chance is one column."""
+    floor = "logmel (floor)"
+    rows = [Row("a", "t1", "top1_acc", 0.9, chance=0.25),
+            Row("b", "t1", "top1_acc", 0.4, chance=0.25),
+            Row(floor, "t1", "top1_acc", 0.5, chance=0.25),
+            Row("a", "t2", "segment_1s_er", 0.5, std=0.01, folds=5, chance=1.0),
+            Row("b", "t2", "segment_1s_er", status="failed", detail="boom", chance=1.0),
+            Row(floor, "t2", "segment_1s_er", 0.45, chance=1.0),
+            Row("a", "t3", "mAP", 0.6, chance=0.2), Row("b", "t3", "mAP", 0.7, chance=0.2),
+            Row(floor, "t3", "mAP", status="failed")]
+    mark_floor(rows, floor)
+    assert [r.below_floor for r in rows] == [False, True, None, True, None, None, None, None, None]
+    assert [r.floor for r in rows[:6]] == [0.5] * 3 + [0.45] * 3 and rows[6].floor is None
+    md = to_markdown(rows, ["a", "b", floor], floor=floor)
+    assert "| task | metric | a | b | logmel (floor) | chance |" in md
+    assert "| t1 | top1_acc | 0.900 | 0.400 ▼ | 0.500 | 0.250 |" in md
+    assert "| t2 | segment_1s_er ↓ | 0.500 ± 0.010 ▼ | failed | 0.450 | 1.000 |" in md
+    assert "| t3 | mAP | 0.600 | 0.700 | failed | 0.200 |" in md
+    assert "\n▼: below the floor, i.e. worse than logmel (floor)" in md and "\nchance: " in md
+    assert "▼" not in to_markdown(rows, ["a", "b", floor])  # no floor run named: no marks
+    parsed = list(csv.DictReader(to_csv(rows).splitlines()))
+    assert [(p["chance"], p["floor"], p["below_floor"]) for p in parsed[:3]] == \
+        [("0.25", "0.5", "false"), ("0.25", "0.5", "true"), ("0.25", "0.5", "")]
+    paths = write_results(tmp_path, rows, ["a", "b", floor], title="t", floor=floor)
+    payload = json.loads(paths["json"].read_text())
+    assert payload["floor"] == floor and payload["rows"][1]["below_floor"] is True
+    assert payload["rows"][0]["chance"] == 0.25
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chance_level():
+    vocab = [str(p) for p in range(48, 72)]  # consecutive MIDI pitches
+    pitches = [["60"], ["60"], ["48"], ["61"], ["49"], ["61"], ["61"]]
+    assert chance_level("top1_acc", pitches, vocab) == pytest.approx(3 / 7)
+    assert chance_level("pitch_acc", pitches, vocab) == pytest.approx(3 / 7)
+    # chroma: 60 and 48 are C (3 of 7), 61 and 49 are C# (4 of 7); as heareval scores it, by
+    # vocabulary index mod 12, which for consecutive pitches is the same grouping
+    assert chance_level("chroma_acc", pitches, vocab) == pytest.approx(4 / 7)
+    by_pitch = Counter(int(p[0]) % 12 for p in pitches).most_common(1)[0][1] / len(pitches)
+    assert chance_level("chroma_acc", pitches, vocab) == pytest.approx(by_pitch)
+    # mAP: prevalences 3/4 (a), 2/4 (b), 1/4 (c); d is in the vocabulary but not in test
+    multilabel = [["a", "b"], ["a"], ["a", "c"], ["b"]]
+    assert chance_level("mAP", multilabel, ["a", "b", "c", "d"]) == pytest.approx(0.5)
+    for metric, value in CONSTANT.items():
+        assert chance_level(metric, multilabel, []) == value
+    assert CONSTANT["segment_1s_er"] == 1.0 and CONSTANT["aucroc"] == 0.5
+    assert chance_level("no_such_metric", multilabel, []) is None
+    assert chance_level("top1_acc", [], []) is None and chance_level("mAP", [], []) is None
+
+
+def test_task_chance_from_disk(tmp_path):
+    """Majority share of test.json, and of all folds pooled for a k-fold task."""
+    paths = make_tasks.make_suite(tmp_path, suite="ci", scale=0.3, log=lambda s: None,
+                                  only=["gen_sound_classes", "gen_sound_classes_5fold",
+                                        "gen_sound_events"])
+    tvt, kfold, events = paths
+    test = json.loads((tvt / "test.json").read_text())
+    counts = Counter(labels[0] for labels in test.values())
+    assert task_chance(tvt, ["top1_acc"]) == {
+        "top1_acc": pytest.approx(max(counts.values()) / len(test))}
+    pooled = Counter(labels[0] for i in range(5)
+                     for labels in json.loads((kfold / f"fold{i:02d}.json").read_text()).values())
+    assert task_chance(kfold, ["top1_acc"])["top1_acc"] == \
+        pytest.approx(max(pooled.values()) / sum(pooled.values()))
+    assert task_chance(events, ["event_onset_200ms_fms", "segment_1s_er"]) == \
+        {"event_onset_200ms_fms": 0.0, "segment_1s_er": 1.0}
+
+
+def test_floor_run_is_added_once():
+    from hear_suite.evaluation.driver import FLOOR_LABEL, Run, with_floor
+
+    runs, floor = with_floor([Run("a")])
+    assert [r.module for r in runs] == ["a", "hear_suite.logmel"] and floor == FLOOR_LABEL
+    assert runs[-1].name == FLOOR_LABEL and runs[-1].run_id == "hear_suite.logmel"
+    mine = [Run("hear_suite.logmel", label="lm"), Run("a")]
+    assert with_floor(mine) == (mine, "lm")  # the user's logmel run is the floor
+    assert with_floor([Run("a")], enabled=False) == ([Run("a")], None)
+    with pytest.raises(ValueError, match="no-floor"):
+        with_floor([Run("a", label=FLOOR_LABEL)])
+
+
 def test_run_options_attach_to_their_module():
     import argparse
 
@@ -264,8 +350,8 @@ def test_run_options_attach_to_their_module():
 # ---------------------------------------------------------------------------------------------
 
 def test_eval_driver_toy_plugins(tmp_path, capsys):
-    """Two modules over a scene and an event task plus a missing one; the flaky module's event
-    task fails without stopping anything; a rerun redoes only what failed."""
+    """Two modules and the log-mel floor over a scene and an event task plus a missing one; the
+    flaky module's event task fails without stopping anything; a rerun redoes only what failed."""
     pytest.importorskip("heareval")
     from hear_suite.cli import main
 
@@ -295,17 +381,33 @@ def test_eval_driver_toy_plugins(tmp_path, capsys):
         assert rows[("flaky", "gen_sound_events-v1-full", metric)]["status"] == "failed"
     assert rows[("flaky", "gen_sound_classes-v1-full", "top1_acc")]["status"] == "ok"
     assert rows[("toy", "not_there-v1-full", "mAP")]["status"] == "missing"
-    assert (out / "results.png").is_file() and "| toy | flaky | ref |" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert (out / "results.png").is_file()
+    assert "| toy | flaky | logmel (floor) | chance | ref |" in md
+    assert "▼: below the floor" in md
     seconds = json.loads((out / "results.json").read_text())["seconds"]
     assert set(seconds["toy"]["gen_sound_events-v1-full"]) == {"embed", "predict"}
+
+    # the floor: evaluated last, its scores compared with every other run's; chance per task
+    floor = rows[("logmel (floor)", "gen_sound_classes-v1-full", "top1_acc")]
+    assert floor["status"] == "ok" and floor["below_floor"] == ""
+    assert scene["floor"] == floor["score"]
+    assert scene["below_floor"] == str(float(scene["score"]) < float(floor["score"])).lower()
+    test = json.loads((tasks / "gen_sound_classes-v1-full" / "test.json").read_text())
+    majority = max(Counter(labels[0] for labels in test.values()).values()) / len(test)
+    assert float(scene["chance"]) == pytest.approx(majority, abs=1e-5)
+    events = rows[("toy", "gen_sound_events-v1-full", "segment_1s_er")]
+    assert events["chance"] == "1" and events["below_floor"] in ("true", "false")
+    assert rows[("flaky", "gen_sound_events-v1-full", "segment_1s_er")]["below_floor"] == ""
 
     # resume: everything done is kept; only the failed step is tried again
     assert main(argv) == 1
     text = capsys.readouterr().out
-    assert text.count("done before, kept") == 6 and text.count(" ...") == 1
-    # another grid redoes the predictions (not the embeddings)
+    assert text.count("done before, kept") == 10 and text.count(" ...") == 1
+    # another grid redoes the predictions (not the embeddings); no floor this time
     assert main(argv[:5] + argv[9:] + ["--grid", "faster", "--grid-points", "1",
-                                       "--only", "gen_sound_classes-v1-full"]) == 0
+                                       "--only", "gen_sound_classes-v1-full", "--no-floor"]) == 0
     text = capsys.readouterr().out
     assert "predictions were made with another grid" in text
     assert "embed   gen_sound_classes-v1-full: done before, kept" in text
+    assert "floor" not in text and "| task | metric | toy | chance |" in text

@@ -1,5 +1,6 @@
 """End to end: tiny generated tasks (scene, 5-fold scene, event) -> `hear-suite eval` with
-hear_suite.kwmlp and heareval -> the results file. About 1.5 minutes on a 2-core CPU."""
+hear_suite.kwmlp (and the log-mel floor it adds) and heareval -> the results file. A few minutes
+on a 2-core CPU."""
 import csv
 import json
 from pathlib import Path
@@ -18,10 +19,18 @@ def test_kwmlp_through_heareval(tmp_path, capsys):
     assert main(["eval", "--module", "hear_suite.kwmlp", "--config", str(REPO / "eval_configs" / "ci.yaml"),
                  "--tasks-dir", str(tasks), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| task | metric | hear_suite.kwmlp |" in printed
+    assert "| task | metric | hear_suite.kwmlp | logmel (floor) | chance |" in printed
+    assert "▼: below the floor" in printed
 
-    rows = {(r["task"], r["metric"]): r for r in csv.DictReader((out / "results.csv").open())}
-    assert all(r["run"] == "hear_suite.kwmlp" and r["status"] == "ok" for r in rows.values())
+    table = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["run"] for r in table} == {"hear_suite.kwmlp", "logmel (floor)"}
+    assert all(r["status"] == "ok" for r in table)
+    rows = {(r["task"], r["metric"]): r for r in table if r["run"] == "hear_suite.kwmlp"}
+    floor = {(r["task"], r["metric"]): r for r in table if r["run"] == "logmel (floor)"}
+    for key, row in rows.items():
+        assert row["floor"] == floor[key]["score"] and row["below_floor"] in ("true", "false")
+        assert row["chance"] == floor[key]["chance"] != ""
+    assert rows[("gen_sound_events-v1-full", "segment_1s_er")]["chance"] == "1"
     chance = 1 / 12  # twelve sound classes
     assert float(rows[("gen_sound_classes-v1-full", "top1_acc")]["score"]) > chance + 0.25
     kfold = rows[("gen_sound_classes_5fold-v1-full", "top1_acc")]

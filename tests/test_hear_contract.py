@@ -1,6 +1,7 @@
 """The HEAR contract, checked the same way for every registered embedding model with its shipped
-weights: declared sizes, float32 without NaN, even timestamps inside the clip, a batch equals its
-items, repeated runs are identical, and bad input is refused with an error naming the problem."""
+weights (the log-mel floor has none): declared sizes, float32 without NaN, even timestamps
+inside the clip, a batch equals its items, repeated runs are identical, and bad input is refused
+with an error naming the problem."""
 import importlib
 
 import pytest

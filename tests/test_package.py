@@ -11,6 +11,7 @@ import torch
 import hear_suite.kwmlp as kwmlp
 from golden import shipped_weights
 from hear_suite.checkpoint import default_weights
+from hear_suite.registry import MODELS
 
 
 def run_python(code, cwd):
@@ -64,14 +65,16 @@ def validator():
     return exe
 
 
-VALIDATED = [(m, None) for m in ("hear_suite.kwmlp", "hear_suite.bagofcodes", "hear_suite.ast")]
-VALIDATED += shipped_weights()  # every weights/*.pt
+# every registered module with its default (or no) weights, then every weights/*.pt
+VALIDATED = [(m, None) for m in sorted({e.module for e in MODELS.values()})]
+VALIDATED += shipped_weights()
 
 
 @pytest.mark.parametrize("module, weights", VALIDATED,
                          ids=[f"{m.split('.')[-1]}-{w or 'default'}" for m, w in VALIDATED])
 def test_hear_validator(module, weights):
-    """hear-validator on every module, with its default weights and with every shipped file."""
+    """hear-validator on every module, with its default weights (none for the log-mel floor)
+    and with every shipped file."""
     cmd = [validator(), module]
     if weights:
         cmd += ["-m", str(default_weights(weights))]

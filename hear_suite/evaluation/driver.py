@@ -2,11 +2,16 @@
 
     hear-suite eval --module hear_suite.kwmlp [--model PATH] [--model-options JSON] [--label NAME]
                     [--module OTHER ...] --config eval_configs/generated.yaml --tasks-dir TASKS
-                    [--out DIR] [--grid NAME] [--grid-points N] [--only TASK,...] [--cpu] [-v]
+                    [--out DIR] [--grid NAME] [--grid-points N] [--only TASK,...] [--no-floor]
+                    [--cpu] [-v]
 
 ``--model``, ``--model-options`` and ``--label`` apply to the ``--module`` before them; a module
 is any importable HEAR plugin (``load_model``, ``get_scene_embeddings``,
-``get_timestamp_embeddings``). For each module, each task of the config found in
+``get_timestamp_embeddings``). The log-mel floor (``hear_suite.logmel``, labelled
+``logmel (floor)``) is evaluated after them unless ``--no-floor`` is given or a ``--module
+hear_suite.logmel`` is (that run is then the floor): scores worse than the floor are marked
+(:func:`hear_suite.evaluation.results.mark_floor`), and every row carries the task's chance
+level (:mod:`hear_suite.evaluation.chance`). For each module, each task of the config found in
 ``--tasks-dir`` goes through heareval's embedding step, then its prediction step (downstream
 probes, grid search), in subprocesses of :mod:`hear_suite.evaluation.heareval_compat`. A task
 missing from the tasks dir is reported and skipped.
@@ -36,12 +41,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hear_suite import checkpoint
-from hear_suite.evaluation.config import EvalConfig, load_config
+from hear_suite.evaluation.chance import task_chance
+from hear_suite.evaluation.config import KNOWN_METRICS, EvalConfig, load_config
 from hear_suite.evaluation.heareval_compat import EXTRA_GRIDS, HEAREVAL_GRIDS, MARK
-from hear_suite.evaluation.results import Row, read_metric, read_scores, write_results
+from hear_suite.evaluation.results import (Row, mark_floor, read_metric, read_scores,
+                                           write_results)
 
 INSTALL_HINT = ("pip install -r requirements-eval.txt && "
                 "pip install --no-deps heareval==2021.1.3 hearvalidator==2021.0.2 "
@@ -50,6 +57,7 @@ INSTALL_HINT = ("pip install -r requirements-eval.txt && "
 STACK = ("heareval", "tensorflow", "pytorch_lightning", "pkg_resources", "torchinfo", "sed_eval",
          "dcase_util", "intervaltree", "more_itertools", "pandas", "slugify", "click", "sklearn")
 PREDICT_MARKER = "hear_suite.predict.json"  # the grid a task's predictions were made with
+FLOOR_MODULE, FLOOR_LABEL = "hear_suite.logmel", "logmel (floor)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +141,37 @@ def parse_runs(raw: Sequence[Dict[str, str]]) -> List[Run]:
     if len(set(names)) != len(names):
         raise ValueError(f"two runs with the same --label: {names}")
     return runs
+
+
+def with_floor(runs: Sequence[Run], enabled: bool = True) -> Tuple[List[Run], Optional[str]]:
+    """``(runs, name of the floor run)``: the first ``hear_suite.logmel`` run is the floor; without
+    one, a ``logmel (floor)`` run is appended (evaluated last, after the runs asked for).
+    ``enabled=False``: the runs unchanged and no floor."""
+    runs = list(runs)
+    if not enabled:
+        return runs, None
+    for run in runs:
+        if run.module == FLOOR_MODULE:
+            return runs, run.name
+    if FLOOR_LABEL in {r.name for r in runs}:
+        raise ValueError(f"--label {FLOOR_LABEL!r} is the name of the floor run; choose another "
+                         f"or pass --no-floor")
+    return runs + [Run(FLOOR_MODULE, label=FLOOR_LABEL)], FLOOR_LABEL
+
+
+def chance_levels(entries, tasks_dir: Path) -> Dict[str, Dict[str, Optional[float]]]:
+    """``{task dir: {metric: chance}}`` of the tasks present, for every metric heareval has; a
+    task whose labels cannot be read gets no chance level (heareval will report what is wrong
+    with it)."""
+    result: Dict[str, Dict[str, Optional[float]]] = {}
+    for t in entries:
+        if not (tasks_dir / t.dir / "task_metadata.json").is_file():
+            continue
+        try:
+            result[t.dir] = task_chance(tasks_dir / t.dir, KNOWN_METRICS)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"  {t.dir}: no chance level ({type(e).__name__}: {e})", flush=True)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,11 +295,13 @@ def _invalidate_stale(task_src: Path, emb_dir: Path, grid_key: Dict[str, Any], p
 def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path, *,
              grid: Optional[str] = None, grid_points: Optional[int] = None,
              only: Optional[Sequence[str]] = None, cpu: bool = False, verbose: bool = False,
-             png: bool = True) -> Dict[str, Any]:
-    """Embed, predict and tabulate. Returns ``{"rows", "paths", "failed", "missing"}``."""
+             png: bool = True, floor: bool = True) -> Dict[str, Any]:
+    """Embed, predict and tabulate; ``floor``: add the log-mel floor (:func:`with_floor`).
+    Returns ``{"rows", "paths", "failed", "missing"}``."""
     tasks_dir, out = Path(tasks_dir).resolve(), Path(out).resolve()
     if not runs:
         raise ValueError("no --module given")
+    runs, floor_name = with_floor(runs, floor)
     if not tasks_dir.is_dir():
         raise FileNotFoundError(f"--tasks-dir {tasks_dir} is not a directory")
     entries = config.tasks
@@ -279,9 +320,11 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
 
     print(f"hear-suite eval: config {config.name} ({len(entries)} tasks, {len(present)} in "
           f"{tasks_dir}); grid {grid_spec['name']} x {points} points; "
-          f"{len(runs)} module run(s); output {out}", flush=True)
+          f"{len(runs)} module run(s)" + (f", floor: {floor_name}" if floor_name else "")
+          + f"; output {out}", flush=True)
     for m in missing:
         print(f"  missing: {m} (not in {tasks_dir}); skipped", flush=True)
+    chance = chance_levels(present, tasks_dir)
 
     outcome: Dict[str, Dict[str, Dict[str, StepResult]]] = {}
     for k, run in enumerate(runs):
@@ -320,10 +363,13 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
                 if r.ok:
                     (Path(item) / PREDICT_MARKER).write_text(json.dumps(grid_key))
             outcome[run.name]["predict"] = {Path(k).name: v for k, v in res.items()}
-        rows = collect_rows(config, entries, runs[:k + 1], tasks_dir, out, outcome)
-        paths = write_results(out, rows, [r.name for r in runs[:k + 1]],
-                              title=f"hear-suite eval: {config.name}",
-                              reference_name=config.reference_name, png=png,
+        done = [r.name for r in runs[:k + 1]]
+        rows = collect_rows(config, entries, runs[:k + 1], tasks_dir, out, outcome, chance)
+        floor_done = floor_name if floor_name in done else None
+        if floor_done:
+            mark_floor(rows, floor_done)
+        paths = write_results(out, rows, done, title=f"hear-suite eval: {config.name}",
+                              reference_name=config.reference_name, floor=floor_done, png=png,
                               extra={"seconds": timings(out, runs[:k + 1], entries),
                                      "grid": grid_key,
                                      "tasks_dir": str(tasks_dir),
@@ -353,8 +399,10 @@ def timings(out: Path, runs: Sequence[Run], entries) -> Dict[str, Dict[str, Dict
 
 
 def collect_rows(config: EvalConfig, entries, runs: Sequence[Run], tasks_dir: Path, out: Path,
-                 outcome: Dict[str, Dict[str, Dict[str, StepResult]]]) -> List[Row]:
-    """One row per run, task and metric, from the scores on disk (so earlier runs count)."""
+                 outcome: Dict[str, Dict[str, Dict[str, StepResult]]],
+                 chance: Optional[Dict[str, Dict[str, Optional[float]]]] = None) -> List[Row]:
+    """One row per run, task and metric, from the scores on disk (so earlier runs count), with
+    the chance levels of :func:`chance_levels`."""
     rows: List[Row] = []
     for run in runs:
         for t in entries:
@@ -370,7 +418,8 @@ def collect_rows(config: EvalConfig, entries, runs: Sequence[Run], tasks_dir: Pa
                           for task, r in steps.get(step, {}).items()
                           if Path(task).name == t.dir and not r.ok), None)
             for m in metrics:
-                row = Row(run.name, t.dir, m, reference=t.reference.get(m))
+                row = Row(run.name, t.dir, m, reference=t.reference.get(m),
+                          chance=(chance or {}).get(t.dir, {}).get(m))
                 if not meta.is_file():
                     row.status = "missing"
                 elif scores is not None:
@@ -410,6 +459,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-points", type=int, default=None,
                         help="grid points tried per task (default: the config's)")
     parser.add_argument("--only", default=None, help="comma-separated task dirs of the config")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="do not add the log-mel floor (hear_suite.logmel) nor mark scores "
+                             "below it")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs from heareval's steps")
     parser.add_argument("--no-png", action="store_true", help="skip the bar chart")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream heareval's output")
@@ -429,7 +481,7 @@ def main(args: argparse.Namespace) -> int:
     start = time.time()
     result = evaluate(config, runs, args.tasks_dir, out, grid=args.grid,
                       grid_points=args.grid_points, only=only, cpu=args.cpu,
-                      verbose=args.verbose, png=not args.no_png)
+                      verbose=args.verbose, png=not args.no_png, floor=not args.no_floor)
     print()
     print(result["paths"]["md"].read_text())
     print("results: " + ", ".join(str(p) for p in result["paths"].values()))

@@ -1,0 +1,110 @@
+"""The no-learning floor: log-mel frames as timestamp embeddings, their mean and standard
+deviation over time as the scene embedding. No parameters, no weights: the score any learned
+embedding should beat through the same downstream probes.
+
+Frames: power mel spectrogram of a 25 ms Hann window (400 samples, zero-padded to ``n_fft``
+512), 128 Slaney mel bands over 0-8 kHz, ``log(mel + 1e-6)`` (the nnAudio frontend of
+:mod:`hear_suite.frontends`, run on the model's device).
+
+Padding: each clip gets half a window (200 zeros) on both sides, so frame ``k`` is centred on
+sample ``k * hop``, at ``k * 10`` ms, and a clip of ``L`` samples has ``L // hop + 1`` frames:
+one even for a clip shorter than a window, and every timestamp lies inside the clip. The padded
+audio is never materialised: frames are computed from the original tensor in blocks of at most
+``max_frames`` frames (all clips together), so memory stays flat on long clips.
+
+Scene: ``[mean | std]`` over the clip's frames (population std, ``ddof = 0``): exactly the
+statistics of its timestamp embeddings. Per-block statistics in float64 are merged with the
+pairwise update of Chan et al. (count, mean, sum of squared deviations), which avoids the
+cancellation of ``E[x^2] - E[x]^2`` and makes the block size irrelevant beyond rounding. A HEAR
+batch holds clips of one length, so every clip has the same frames and none is batch padding.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from hear_suite import frontends
+from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+
+SAMPLE_RATE = 16000
+N_MELS = 128
+N_FFT = 512
+WIN_LENGTH = 400   # 25 ms
+HOP_LENGTH = 160   # 10 ms
+EPS = 1e-6         # log offset: silence gives log(1e-6) = -13.8, not -inf
+
+
+class LogMelEmbedder(nn.Module):
+    """HEAR model: ``sample_rate`` 16000, ``timestamp_embedding_size`` 128 (mel bands),
+    ``scene_embedding_size`` 256 (mean, then std). Option: ``max_frames`` (frames, all clips
+    together, computed at once: bounds memory, not results)."""
+
+    def __init__(self, *, max_frames: int = 4000) -> None:
+        super().__init__()
+        if not isinstance(max_frames, int) or isinstance(max_frames, bool) or max_frames < 1:
+            raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
+        self.frontend = frontends.log_mel(sample_rate=SAMPLE_RATE, n_mels=N_MELS, n_fft=N_FFT,
+                                          win_length=WIN_LENGTH, hop_length=HOP_LENGTH, eps=EPS)
+        self.max_frames = max_frames
+        self.sample_rate = SAMPLE_RATE
+        self.timestamp_embedding_size = N_MELS
+        self.scene_embedding_size = 2 * N_MELS
+
+    @property
+    def device(self) -> torch.device:
+        return self.frontend.mel.mel_basis.device
+
+    @staticmethod
+    def num_frames(n_samples: int) -> int:
+        """Frames of a clip of ``n_samples``: centres ``0, hop, ...`` up to the last sample."""
+        return n_samples // HOP_LENGTH + 1
+
+    def blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor]]:
+        """``(clips, frames, log_mel)`` covering every frame of ``audio (n, L)`` in blocks of at
+        most ``max_frames`` frames; ``log_mel (clips, frames, n_mels)`` on the model's device."""
+        n, length = audio.shape
+        for clips, frames in chunk_slices(n, self.num_frames(length), self.max_frames):
+            # the samples frames start..stop-1 see, zeros outside the clip
+            width = (frames.stop - frames.start - 1) * HOP_LENGTH + WIN_LENGTH
+            piece = padded_chunks(audio[clips], chunk=width,
+                                  pad_front=WIN_LENGTH // 2 - frames.start * HOP_LENGTH,
+                                  start=0, stop=1)[:, 0]
+            yield clips, frames, self.frontend(piece.to(self.device)).transpose(1, 2)
+
+    @torch.no_grad()
+    def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> log-mel frames ``(n, T, 128)`` and timestamps ``(n, T)`` in ms
+        (``0, 10, 20, ...``), ``T = L // 160 + 1``; on the audio's device."""
+        audio = check_audio(audio)
+        n, length = audio.shape
+        n_frames = self.num_frames(length)
+        out = audio.new_empty((n, n_frames, N_MELS))
+        for clips, frames, x in self.blocks(audio):
+            out[clips, frames] = x.to(out.device)
+        ts = frame_timestamps(n, n_frames, first_ms=0.0, hop_ms=1000 * HOP_LENGTH / SAMPLE_RATE,
+                              device=audio.device)
+        return out, ts
+
+    @torch.no_grad()
+    def scene_embeddings(self, audio: Tensor) -> Tensor:
+        """``(n, L)`` -> ``(n, 256)``: per mel band, the mean (first 128) and the population
+        standard deviation (last 128) of the clip's log-mel frames; on the audio's device."""
+        audio = check_audio(audio)
+        n = audio.shape[0]
+        stats = dict(dtype=torch.float64, device=self.device)
+        count = torch.zeros(n, 1, **stats)
+        mean = torch.zeros(n, N_MELS, **stats)
+        m2 = torch.zeros(n, N_MELS, **stats)  # sum of squared deviations from the mean
+        for clips, _, x in self.blocks(audio):
+            x = x.double()
+            k = x.shape[1]
+            block_mean = x.mean(dim=1)
+            block_m2 = (x - block_mean[:, None]).square().sum(dim=1)
+            total = count[clips] + k
+            delta = block_mean - mean[clips]
+            m2[clips] += block_m2 + delta.square() * count[clips] * k / total
+            mean[clips] += delta * k / total
+            count[clips] = total
+        return torch.cat([mean, (m2 / count).sqrt()], dim=1).float().to(audio.device)
