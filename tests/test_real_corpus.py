@@ -38,7 +38,7 @@ def test_four_tasks_and_their_union(corpus):
     root, written = corpus
     names = [p.name for p in written]
     assert names == [f"{t}-v1-full" for t in real.TASKS] + ["real_multitask-v1-full"]
-    expected = {"real_spoken_language": ({"en", "es", "fr", "it", "ru"}, 3.0),
+    expected = {"real_speaker_id": (set(real.SPEAKERS), 3.0),
                 "real_drum_pieces": (set(real.DRUM_CLASSES), 1.0),
                 "real_sound_kinds": ({"speech", "drums", "instrument", "music", "desktop_sound",
                                       "game_effect"}, 4.0)}
@@ -60,9 +60,10 @@ def test_four_tasks_and_their_union(corpus):
                 assert 0.05 < np.abs(audio).max() <= 1.0  # never silent, never clipped
     union = read_task(written[4])
     assert union.is_multilabel
-    n_clips = sum(len(read_task(p).examples[s]) for p in written[:4] for s in ("train", "valid", "test"))
+    # the union holds the training tasks only: the speaker task is evaluation-only
+    n_clips = sum(len(read_task(p).examples[s]) for p in written[1:4] for s in ("train", "valid", "test"))
     assert sum(len(e) for e in union.examples.values()) == n_clips
-    assert {label.split(":")[0] for label in union.labels} == {"language", "pitch", "drum", "kind"}
+    assert {label.split(":")[0] for label in union.labels} == {"pitch", "drum", "kind"}
 
 
 @needs_packages
@@ -70,7 +71,7 @@ def test_test_sources_are_unseen(corpus):
     """Every task's test clips come from sources (speakers, kits, programs, packages) that give
     no train or valid clip; train and valid share sources (valid is drawn from them)."""
     _, written = corpus
-    for path in written[:4]:
+    for path in written[1:4]:
         sources = read_task(path).metadata["sources"]
         by_split = collections.defaultdict(set)
         for s in sources:
@@ -86,10 +87,26 @@ def test_test_sources_are_unseen(corpus):
 
 
 @needs_packages
+def test_speaker_task_is_evaluation_only(corpus):
+    """real_speaker_id splits by utterance (every speaker in every split) and none of its
+    speakers' recordings reach the training union or the pool."""
+    root, written = corpus
+    task = read_task(written[0])
+    for split in task.splits:
+        assert {l for v in task.examples[split].values() for l in v} == set(real.SPEAKERS)
+    speaker_sources = {s["source"] for s in task.metadata["sources"]}
+    for path in written[1:4]:
+        assert not speaker_sources & {s["source"] for s in read_task(path).metadata["sources"]}
+    assert not (root / "real_pool" / written[0].name).exists()
+    assert not any(p.name.startswith("speaker-")
+                   for p in (written[4] / "16000").rglob("*.wav"))
+
+
+@needs_packages
 def test_pool_has_no_test_audio(corpus):
     root, written = corpus
     pool = root / "real_pool"
-    for path in written[:4]:
+    for path in written[1:4]:
         task = read_task(path)
         for split in ("train", "valid", "test"):
             stems = {p.name for p in task.examples[split]}
@@ -112,9 +129,9 @@ def test_same_seed_same_bytes(corpus, tmp_path):
 @needs_packages
 def test_scale_sets_the_size(corpus, tmp_path):
     root, _ = corpus
-    small = json.loads((root / "real_spoken_language-v1-full" / "test.json").read_text())
+    small = json.loads((root / "real_drum_pieces-v1-full" / "test.json").read_text())
     bigger = real.build_real(tmp_path, real.RealConfig(seed=0, scale=2 * SCALE,
-                                                       tasks=("real_spoken_language",)),
+                                                       tasks=("real_drum_pieces",)),
                              progress=False)[0]
     assert len(json.loads((bigger / "test.json").read_text())) > len(small)
 
@@ -183,7 +200,7 @@ def test_multiclass_union(corpus, tmp_path):
                         multiclass=True)
     task = read_task(union)
     assert not task.is_multilabel and task.metadata["sample_duration"] == 1.0
-    assert {l.split(":")[0] for l in task.labels} == {"language", "drum"}
+    assert {l.split(":")[0] for l in task.labels} == {"speaker", "drum"}
     for split in task.splits:
         assert len(task.examples[split]) == (len(read_task(written[0]).examples[split])
                                              + len(read_task(written[2]).examples[split]))

@@ -3,12 +3,13 @@
 Four tasks, one per family of HEAR 2021 (the corpus card, ``hear_suite/corpora/README.md``,
 lists every source, its package, license and clip count):
 
-- ``real_spoken_language`` (speech, 5 classes): the language of a spoken prompt, letter or
-  syllable. Human recordings of Asterisk's voice prompts (six speakers) and KLettres (one
-  speaker per language). Every language has a train source and a different test source; the
-  test sources mix both packages, and Allison speaks English in train and Spanish in test, so
-  neither the package nor the voice gives the answer. All speech is band-limited to the
-  telephone band (8 kHz sampling) because Asterisk's prompts are.
+- ``real_speaker_id`` (speech, 11 classes): who speaks a prompt, letter or syllable. Human
+  recordings of Asterisk's voice prompts (five voices; Allison's English and Spanish prompts are
+  one speaker) and KLettres (one speaker per language directory, six of them). The speaker is the
+  label, so this task splits by utterance (60/20/20), and it is for evaluation only: none of its
+  speakers is in ``real_multitask`` or ``real_pool/``, so no shipped model has heard them. All of
+  its speech is band-limited to the telephone band (8 kHz sampling), as Asterisk's prompts are,
+  so the recording bandwidth does not name the package.
 - ``real_instrument_pitch`` (music, 36 pitches, ``pitch_acc``/``chroma_acc``): isolated notes
   of the MuseScore General SoundFont's sampled instruments (not the FluidR3 set of the synthetic
   corpora); GM programs split within each instrument family, so test instruments are unseen.
@@ -18,11 +19,11 @@ lists every source, its package, license and clip count):
   desktop sounds and game effects from KLettres, Hydrogen, MuseScore General, LMMS, desktop sound
   themes and game data packages; split by package (or by language, kit and program).
 
-Train and valid clips come from the same sources (valid is a random 15 % of them); test clips
-come only from sources in neither. ``real_multitask`` merges the four tasks into one multilabel
-task (labels prefixed ``language:``, ``pitch:``, ``drum:``, ``kind:``) for multi-label-set
-training, and ``real_pool/`` holds the train and valid audio of every task as plain wav files
-(for unsupervised training that must not see test audio).
+In the other three, train and valid clips come from the same sources (valid is a random 15 % of
+them); test clips come only from sources in neither. ``real_multitask`` merges those three into
+one multilabel task (labels prefixed ``pitch:``, ``drum:``, ``kind:``) for multi-label-set
+training, and ``real_pool/`` holds their train and valid audio as plain wav files (for
+unsupervised training that must not see test audio).
 
 Everything is keyed by ``(seed, task, source, file)``: the same seed and installed packages give
 the same corpus. A missing package raises :class:`MissingPackage`, naming it.
@@ -48,7 +49,10 @@ from hear_suite.corpora.union import merge_tasks
 from hear_suite.corpora.speech import resample
 from hear_suite.tasks import MULTICLASS, SCENE, TaskWriter, read_task
 
-TASKS = ("real_spoken_language", "real_instrument_pitch", "real_drum_pieces", "real_sound_kinds")
+TASKS = ("real_speaker_id", "real_instrument_pitch", "real_drum_pieces", "real_sound_kinds")
+# what shipped models may train on (train/valid splits only); real_speaker_id is evaluation only
+TRAINING_TASKS = ("real_instrument_pitch", "real_drum_pieces", "real_sound_kinds")
+SPEAKER_SPLIT = (0.6, 0.2, 0.2)
 AUDIO_EXTENSIONS = (".wav", ".ogg", ".oga", ".flac", ".aiff", ".aif")
 VALID_SHARE = 0.15
 
@@ -135,25 +139,22 @@ def _subsample(config: RealConfig, items: Sequence, cap: int, *keys: str) -> lis
 # speech: Asterisk prompts and KLettres
 # ---------------------------------------------------------------------------------------------
 
-ASTERISK = {  # voice directory -> (language, Debian package)
-    "en_US_f_Allison": ("en", "asterisk-core-sounds-en-wav"),
-    "es_MX_f_Allison": ("es", "asterisk-core-sounds-es-wav"),
-    "fr_CA_f_June": ("fr", "asterisk-core-sounds-fr-wav"),
-    "it_IT_m_Carlo": ("it", "asterisk-core-sounds-it-wav"),
-    "it_IT_f_Menardi": ("it", "asterisk-prompt-it-menardi-wav"),
-    "ru_RU_f_IvrvoiceRU": ("ru", "asterisk-core-sounds-ru-wav"),
+ASTERISK = {  # voice directory -> Debian package
+    "en_US_f_Allison": "asterisk-core-sounds-en-wav",
+    "es_MX_f_Allison": "asterisk-core-sounds-es-wav",
+    "fr_CA_f_June": "asterisk-core-sounds-fr-wav",
+    "it_IT_m_Carlo": "asterisk-core-sounds-it-wav",
+    "it_IT_f_Menardi": "asterisk-prompt-it-menardi-wav",
+    "ru_RU_f_IvrvoiceRU": "asterisk-core-sounds-ru-wav",
 }
-# (source, split): every language has a train source and a different, unseen test source
-LANGUAGE_SOURCES = {
-    "en": [("asterisk/en_US_f_Allison", "trainvalid"), ("klettres/en_GB", "trainvalid"),
-           ("klettres/en", "test")],
-    "es": [("klettres/es", "trainvalid"), ("asterisk/es_MX_f_Allison", "test")],
-    "fr": [("asterisk/fr_CA_f_June", "trainvalid"), ("klettres/fr", "test")],
-    "it": [("asterisk/it_IT_m_Carlo", "trainvalid"), ("klettres/it", "trainvalid"),
-           ("asterisk/it_IT_f_Menardi", "test")],
-    "ru": [("klettres/ru", "trainvalid"), ("asterisk/ru_RU_f_IvrvoiceRU", "test")],
+# speaker -> voice directories (Allison recorded both the English and the Spanish prompts)
+SPEAKERS = {
+    "allison": ["asterisk/en_US_f_Allison", "asterisk/es_MX_f_Allison"],
+    "june": ["asterisk/fr_CA_f_June"], "carlo": ["asterisk/it_IT_m_Carlo"],
+    "menardi": ["asterisk/it_IT_f_Menardi"], "ivrvoice_ru": ["asterisk/ru_RU_f_IvrvoiceRU"],
+    **{f"klettres_{lang}": [f"klettres/{lang}"] for lang in ("en", "en_GB", "es", "fr", "it", "ru")},
 }
-# KLettres languages of real_sound_kinds (the ones real_spoken_language leaves out), by split
+# KLettres languages of real_sound_kinds (the speakers real_speaker_id leaves out), by split
 KLETTRES_KIND_SPLITS = {"train": ["ar", "cs", "da", "lt", "ml", "nb", "nds", "uk"],
                         "valid": ["nl", "tn"], "test": ["de", "he", "hu", "pt_BR"]}
 
@@ -161,7 +162,7 @@ KLETTRES_KIND_SPLITS = {"train": ["ar", "cs", "da", "lt", "ml", "nb", "nds", "uk
 def _speech_source(config: RealConfig, name: str, split: str, label: str) -> Source:
     kind, voice = name.split("/")
     if kind == "asterisk":
-        package = ASTERISK[voice][1]
+        package = ASTERISK[voice]
         files = _audio_files(_dir(config, package, "asterisk/sounds", voice))
     else:
         package = "klettres-data"
@@ -169,9 +170,9 @@ def _speech_source(config: RealConfig, name: str, split: str, label: str) -> Sou
     return Source(name, package, split, [(p, label) for p in files])
 
 
-def spoken_language_sources(config: RealConfig) -> List[Source]:
-    return [_speech_source(config, name, split, lang)
-            for lang, entries in LANGUAGE_SOURCES.items() for name, split in entries]
+def speaker_sources(config: RealConfig) -> List[Source]:
+    return [_speech_source(config, name, "utterance", speaker)
+            for speaker, names in SPEAKERS.items() for name in names]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,14 +366,27 @@ def _source_clips(config: RealConfig, task: str, sources: Sequence[Source], cap:
 
 
 def _assign_valid(config: RealConfig, task: str, clips: List[Clip]) -> List[Clip]:
-    """``trainvalid`` clips -> train, or valid with probability 15 % (per clip, per seed)."""
+    """``trainvalid`` clips -> train, or valid with probability 15 % (per clip, per seed);
+    ``utterance`` clips -> train/valid/test in the proportions ``SPEAKER_SPLIT`` within each
+    label (stratified: every speaker with 3 clips or more is in every split)."""
     out = []
-    for c in clips:
+    by_label: Dict[str, List[int]] = {}
+    for i, c in enumerate(clips):
         split = c.split
         if split == "trainvalid":
             key = f"{c.path or c.note}:{c.offset_s}"
             split = "valid" if _rng(config, task, "valid", key).random() < VALID_SHARE else "train"
+        elif split == "utterance":
+            by_label.setdefault(c.label, []).append(i)
         out.append(Clip(c.source, c.package, split, c.label, c.path, c.note, c.offset_s))
+    for label, idx in by_label.items():
+        order = [idx[k] for k in _rng(config, task, "utterance", label).permutation(len(idx))]
+        n_valid = max(1, round(SPEAKER_SPLIT[1] * len(idx)))
+        n_test = max(1, round(SPEAKER_SPLIT[2] * len(idx)))
+        for rank, i in enumerate(order):
+            split = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+            c = out[i]
+            out[i] = Clip(c.source, c.package, split, c.label, c.path, c.note, c.offset_s)
     return out
 
 
@@ -387,9 +401,9 @@ class TaskSpec:
 
 
 SPECS = {
-    "real_spoken_language": TaskSpec(
-        "real_spoken_language", 3.0, ("top1_acc",),
-        lambda c: _source_clips(c, "real_spoken_language", spoken_language_sources(c), cap=150),
+    "real_speaker_id": TaskSpec(
+        "real_speaker_id", 3.0, ("top1_acc",),
+        lambda c: _source_clips(c, "real_speaker_id", speaker_sources(c), cap=80),
         telephone=True),
     "real_instrument_pitch": TaskSpec(
         "real_instrument_pitch", 2.0, ("pitch_acc", "chroma_acc"), pitch_clips,
@@ -511,20 +525,22 @@ def check_packages(config: RealConfig) -> None:
 
 def build_real(root: Path, config: RealConfig, *, progress: bool = True,
                multitask_extra: Sequence[Path] = ()) -> List[Path]:
-    """Write the real tasks of ``config.tasks`` under ``root``, then, when all four are built,
-    ``real_multitask`` (with the label sets of the ``multitask_extra`` scene tasks too, e.g. a
-    synthetic one) and ``real_pool/``. Returns the task directories written."""
+    """Write the real tasks of ``config.tasks`` under ``root``, then, from the
+    ``TRAINING_TASKS`` among them, ``real_pool/`` and (when all three are built)
+    ``real_multitask``, with the label sets of the ``multitask_extra`` scene tasks too (e.g. a
+    synthetic one). Returns the task directories written."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_packages(config)
     for extra in multitask_extra:
         read_task(extra)  # a clear error before hours of work
     written = [write_task(root, SPECS[name], config, progress=progress) for name in config.tasks]
-    if set(config.tasks) == set(TASKS):
-        written.append(merge_tasks(root, written + list(multitask_extra), seconds=4.0,
+    training = [p for name, p in zip(config.tasks, written) if name in TRAINING_TASKS]
+    if set(TRAINING_TASKS) <= set(config.tasks):
+        written.append(merge_tasks(root, training + list(multitask_extra), seconds=4.0,
                                    task_name="real_multitask", sample_rate=config.sample_rate))
-    write_pool(root, [p for p in written if p.name != "real_multitask-v1-full"],
-               config.sample_rate)
+    if training:
+        write_pool(root, training, config.sample_rate)
     return written
 
 

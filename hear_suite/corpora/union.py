@@ -19,7 +19,7 @@ import numpy as np
 
 from hear_suite.tasks import MULTICLASS, MULTILABEL, SCENE, TaskWriter, load_wav, read_task
 
-PREFIXES: Dict[str, str] = {"real_spoken_language": "language", "real_instrument_pitch": "pitch",
+PREFIXES: Dict[str, str] = {"real_speaker_id": "speaker", "real_instrument_pitch": "pitch",
                             "real_drum_pieces": "drum", "real_sound_kinds": "kind"}
 
 
