@@ -1,12 +1,16 @@
 """What the benchmarks share: timing with warm-up and CUDA sync, peak extra memory of one call,
-and running a measurement in a fresh process (so one peak does not hide another)."""
+running a measurement in a fresh process (so one peak does not hide another), writing a report
+atomically."""
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, List, Tuple
+from pathlib import Path
+from typing import Callable, List, Tuple, Union
 
 import torch
 
@@ -29,6 +33,22 @@ def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> Tuple[float, fl
     return best, cpu
 
 
+def median_seconds(fn: Callable[[], object], repeats: int, cuda: bool) -> float:
+    """Median wall-clock seconds of ``repeats`` runs of ``fn``, each between two
+    ``torch.cuda.synchronize()`` on CUDA (so queued kernels are counted). No warm-up: the caller
+    runs ``fn`` once first and keeps its output."""
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def _vm_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -37,20 +57,28 @@ def _vm_kb(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def peak_extra_mb(run: Callable[[], object], device: str) -> float:
-    """Peak memory (MB) that ``run()`` adds to what is allocated when it starts: peak RSS on the
-    CPU (Linux; the high-water mark is reset first), peak allocated on CUDA."""
+def peak_memory_mb(run: Callable[[], object], device: str) -> Tuple[float, float]:
+    """``(at start, peak)`` memory in MB around ``run()``: allocated and peak allocated on CUDA
+    (the peak statistics reset first), RSS and peak RSS on the CPU (Linux; the high-water mark
+    is reset first)."""
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         run()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
+        torch.cuda.synchronize()
+        return base / 2**20, torch.cuda.max_memory_allocated() / 2**20
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak RSS (VmHWM) to now
         f.write("5")
     base_kb = _vm_kb("VmRSS")
     run()
-    return (_vm_kb("VmHWM") - base_kb) / 1024
+    return base_kb / 1024, _vm_kb("VmHWM") / 1024
+
+
+def peak_extra_mb(run: Callable[[], object], device: str) -> float:
+    """Peak memory (MB) that ``run()`` adds to what is allocated when it starts."""
+    base, peak = peak_memory_mb(run, device)
+    return peak - base
 
 
 def child_argv(script: str, flag: str, value: str, *, device: str, weights) -> List[str]:
@@ -63,3 +91,17 @@ def in_fresh_process(argv: List[str]) -> dict:
     """Run ``python *argv``; return the JSON object on the last line of its output."""
     out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_text_atomic(path: Union[str, Path], text: str) -> None:
+    """Write ``text`` through a temporary file beside ``path`` and a rename: a reader never
+    sees half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,6 +1,6 @@
 """``hear-suite export``: move weights between hear_suite checkpoints and original layouts.
 
-    hear-suite export kwmlp-original --out kwmlp.pth [--checkpoint weights/kwmlp.pt]
+    hear-suite export kwmlp-original --out kwmlp.pth [--checkpoint weights/kwmlp_real.pt]
     hear-suite export kwmlp-import --checkpoint kwmlp.pth --out kwmlp.pt
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kwmlp-original: hear_suite -> HEAR 2021 kwmlp.pth layout; "
                              "kwmlp-import: original kwmlp.pth -> hear_suite checkpoint")
     parser.add_argument("--checkpoint", default=None,
-                        help="input file (default for kwmlp-original: shipped weights/kwmlp.pt)")
+                        help="input file (default for kwmlp-original: the shipped default weights)")
     parser.add_argument("--out", required=True, help="output file (written atomically)")
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,27 @@ class ModelEntry:
 
 
 MODELS: Dict[str, ModelEntry] = {
-    "kwmlp": ModelEntry("kwmlp", "hear_suite.kwmlp", "kwmlp.pt", "hear_suite.kwmlp.train"),
-    "ast": ModelEntry("ast", "hear_suite.ast", "ast_conditional.pt", "hear_suite.ast.train"),
-    "bagofcodes": ModelEntry("bagofcodes", "hear_suite.bagofcodes", "bagofcodes.pt",
+    "kwmlp": ModelEntry("kwmlp", "hear_suite.kwmlp", "kwmlp_real.pt", "hear_suite.kwmlp.train"),
+    "ast": ModelEntry("ast", "hear_suite.ast", "ast_real.pt", "hear_suite.ast.train"),
+    "bagofcodes": ModelEntry("bagofcodes", "hear_suite.bagofcodes", "bagofcodes_real.pt",
                              "hear_suite.bagofcodes.train"),
     # the paper's classifier over bagofcodes embeddings (trains a head, not an embedding model)
-    "bagofcodes-head": ModelEntry("bagofcodes-head", "hear_suite.bagofcodes", "bagofcodes.pt",
+    "bagofcodes-head": ModelEntry("bagofcodes-head", "hear_suite.bagofcodes", "bagofcodes_real.pt",
                                   "hear_suite.bagofcodes.head"),
     # the no-learning floor of every evaluation table: no weights, nothing to train
     "logmel": ModelEntry("logmel", "hear_suite.logmel"),
 }
+
+
+def shipped_weights() -> List[Tuple[str, str]]:
+    """``(module, file name)`` of every ``weights/*.pt``, the module found from the file name's
+    model family (``ast_absolute.pt`` -> ``hear_suite.ast``). Read from the folder on each call:
+    a file added there is picked up without a registry change."""
+    from hear_suite.checkpoint import default_weights
+
+    modules = {e.name: e.module for e in MODELS.values() if e.weights}
+    out = []
+    for path in sorted(default_weights(MODELS["kwmlp"].weights).parent.glob("*.pt")):
+        family = max((f for f in modules if path.name.startswith(f)), key=len)
+        out.append((modules[family], path.name))
+    return out

@@ -14,24 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hear_suite.registry import shipped_weights  # the tests import it from here too
+
 GOLDEN = Path(__file__).with_name("golden_outputs.json")
 # (how, bound): "max_abs" per value, or "sum_abs" over each stored vector
 TOLERANCE = {"hear_suite.kwmlp": ("max_abs", 1e-4), "hear_suite.ast": ("max_abs", 1e-4),
              "hear_suite.bagofcodes": ("sum_abs", 4.0)}
-
-
-def shipped_weights():
-    """``(module, file name)`` of every ``weights/*.pt``, the module found from the file name's
-    model family (``ast_absolute.pt`` -> ``hear_suite.ast``)."""
-    from hear_suite.checkpoint import default_weights
-    from hear_suite.registry import MODELS
-
-    modules = {e.name: e.module for e in MODELS.values() if e.weights}
-    out = []
-    for path in sorted(default_weights("kwmlp.pt").parent.glob("*.pt")):
-        family = max((f for f in modules if path.name.startswith(f)), key=len)
-        out.append((modules[family], path.name))
-    return out
 
 
 def golden_audio() -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The Audio Spectrogram Transformer with the positional encodings of seed 003, as a HEAR plugin.
 
 - ``load_model(model_file_path=None, **options)``: a hear_suite ``ast`` checkpoint; default the
-  shipped conditional-PE weights ``weights/ast_conditional.pt``. The positional encoding and every
+  shipped ``weights/ast_real.pt`` (conditional PE, trained on real and synthetic label sets;
+  ``ast_conditional.pt``/``ast_absolute.pt``: the PE-study pair). The positional encoding and every
   other hyperparameter come from the checkpoint's config. Options: ``scene_embedding`` (``cls``
   | ``patch_mean``), ``max_windows`` (windows encoded at once).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, dim)`` and ``(n, T)`` ms, one

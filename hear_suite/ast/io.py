@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from hear_suite import checkpoint
+from hear_suite.registry import MODELS
 from hear_suite.ast.model import AST, ASTConfig
 
 FAMILY = "ast"
-DEFAULT_WEIGHTS = "ast_conditional.pt"
+DEFAULT_WEIGHTS = MODELS["ast"].weights  # the one place defaults are named
 
 
 def encoder_from_state(config: ASTConfig, state_dict: Dict[str, Any], source: str) -> AST:

@@ -2,7 +2,7 @@
 2021 plugin: the histogram of k-means codes of four autoencoded views of a log-mel second.
 
 - ``load_model(model_file_path=None, **options)``: a hear_suite ``bagofcodes`` checkpoint;
-  default ``weights/bagofcodes.pt``. Options: ``timestamp_hop_ms`` (10, 20, 50; default 50),
+  default ``weights/bagofcodes_real.pt``. Options: ``timestamp_hop_ms`` (10, 20, 50; default 50),
   ``timestamp_window_ms`` (multiple of 100; default 1000), ``max_frames`` (memory bound).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, 4 D)`` and ``(n, T)`` ms:
   the bag of codes of the window centred on each timestamp, one every ``timestamp_hop_ms``.

@@ -13,10 +13,11 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from hear_suite import checkpoint
+from hear_suite.registry import MODELS
 from hear_suite.bagofcodes.model import BagOfCodes, BagOfCodesConfig
 
 FAMILY = "bagofcodes"
-DEFAULT_WEIGHTS = "bagofcodes.pt"
+DEFAULT_WEIGHTS = MODELS["bagofcodes"].weights  # the one place defaults are named
 FRONTEND = "frontend."  # state-dict prefix of the frontend: rebuilt from the config, not stored
 
 

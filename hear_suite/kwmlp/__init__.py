@@ -1,7 +1,7 @@
 """KW-MLP (Morshed et al.) as a HEAR 2021 plugin, numerically the ``kwmlp`` submission.
 
 - ``load_model(model_file_path=None, **options)``: a hear_suite checkpoint or the original
-  HEAR 2021 ``kwmlp.pth``; default ``weights/kwmlp.pt``. Options: ``scene_pooling``
+  HEAR 2021 ``kwmlp.pth``; default ``weights/kwmlp_real.pt``. Options: ``scene_pooling``
   (``iterative_interpolation`` | ``single_interpolation`` | ``group_mean``), ``tap_depth``
   (1..depth), ``max_chunks``.
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, 64)`` and ``(n, T)`` ms,

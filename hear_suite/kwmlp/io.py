@@ -5,11 +5,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from hear_suite import checkpoint
+from hear_suite.registry import MODELS
 from hear_suite.kwmlp import original
 from hear_suite.kwmlp.model import KWMLP, KWMLPConfig
 
 FAMILY = "kwmlp"
-DEFAULT_WEIGHTS = "kwmlp.pt"
+DEFAULT_WEIGHTS = MODELS["kwmlp"].weights  # the one place defaults are named
 
 
 def encoder_from_state(config: KWMLPConfig, state_dict: Dict[str, Any], source: str) -> KWMLP:
