@@ -194,7 +194,7 @@ def bar_chart_png(rows: Sequence[Row], runs: Sequence[str], title: str,
         primary.setdefault(r.task, r.metric)
     tasks = list(primary)
     height = 0.8 / max(1, len(runs))
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(tasks) * max(1, len(runs)) ** 0.5))
+    fig, ax = plt.subplots(figsize=(10.5, 0.9 + 0.45 * len(tasks) * max(1, len(runs)) ** 0.5))
     by_key = {(r.task, r.metric, r.run): r for r in rows}
     # legend entries of the runs are plain patches: a run's first bar may be hatched
     handles = [Patch(facecolor=f"C{j % 10}", label=run) for j, run in enumerate(runs)]
@@ -235,7 +235,8 @@ def bar_chart_png(rows: Sequence[Row], runs: Sequence[str], title: str,
     if any_below:
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
                              label="below the floor"))
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    # beside the axes, not on them: with many runs the legend would hide the last task's bars
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
