@@ -421,19 +421,25 @@ def load_checkpoint_provenance(path):
 # shipped weights
 
 
-@pytest.mark.parametrize("name", ["ast_conditional.pt", "ast_absolute.pt"])
-def test_shipped_weights(name):
-    """Each shipped file is the variant its name says, at 256-d with 320 ms columns; the
-    default is the conditional one (their values are pinned in tests/golden_outputs.json)."""
+@pytest.mark.parametrize("name, pe", [("ast_conditional.pt", "conditional"),
+                                      ("ast_absolute.pt", "absolute"),
+                                      ("ast_real.pt", "conditional")])
+def test_shipped_weights(name, pe):
+    """Each shipped file has the positional encoding its card says, at 256-d with 320 ms
+    columns; the default is ``ast_real.pt``, the conditional-PE AST trained on real and synthetic
+    label sets (their values are pinned in tests/golden_outputs.json)."""
     from golden import golden_audio
 
     model = ast.load_model(name)
-    assert model.config.pos_embed == name[len("ast_"):-len(".pt")]
+    assert model.config.pos_embed == pe
     emb, ts = ast.get_timestamp_embeddings(golden_audio(), model)
     assert emb.shape == (2, 8, 256)
     assert torch.equal(ts[0], 320.0 * torch.arange(8, dtype=torch.float32))
-    if name == "ast_conditional.pt":
-        assert ast.load_model().encoder.config == model.encoder.config
+    if name == "ast_real.pt":
+        default = ast.load_model().encoder.config
+        assert default == model.encoder.config
+        assert {label.split(":")[0] for label in default.labels} == {
+            "pitch", "drum", "kind", "sound_mixtures"}
 
 
 def test_torchrun_two_cpu_processes(tmp_path):
