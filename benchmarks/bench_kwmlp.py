@@ -32,7 +32,7 @@ def build(impl: str, weights, device: str):
     if impl == "hear_suite":
         return model
     sd = original.to_original(model.encoder.state_dict(), model.config)["model_state_dict"]
-    return OriginalStyleKWMLP({k: v.to(device) for k, v in sd.items()}, model.frontend)
+    return OriginalStyleKWMLP({k: v.to(device) for k, v in sd.items()}, model.frontend.nnaudio)
 
 
 def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:

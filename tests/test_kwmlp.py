@@ -40,7 +40,7 @@ def test_parity_with_reference(embedder, original_sd, length):
     emb, ts = kwmlp.get_timestamp_embeddings(audio, embedder)
     scene = kwmlp.get_scene_embeddings(audio, embedder)
     for i in range(2):
-        frames, n_ts = reference_frames(audio[i], original_sd, embedder.frontend)
+        frames, n_ts = reference_frames(audio[i], original_sd, embedder.frontend.nnaudio)
         assert emb.shape[1] == n_ts == math.floor(length / 160)
         assert torch.equal(ts[i], 10.0 * torch.arange(1, n_ts + 1, dtype=torch.float32))
         if n_ts:
@@ -55,7 +55,7 @@ def test_parity_with_reference(embedder, original_sd, length):
 def test_scene_pooling_options(random_kwmlp, original_sd, pooling, length):
     model = KWMLPEmbedder(random_kwmlp, scene_pooling=pooling)
     audio = noise(1, length)
-    frames, _ = reference_frames(audio[0], original_sd, model.frontend)
+    frames, _ = reference_frames(audio[0], original_sd, model.frontend.nnaudio)
     scene = kwmlp.get_scene_embeddings(audio, model)[0].double().numpy()
     assert np.abs(scene - reference_scene(frames, pooling)).max() < TOL
 
@@ -64,7 +64,7 @@ def test_scene_pooling_options(random_kwmlp, original_sd, pooling, length):
 def test_tap_depth(random_kwmlp, original_sd, depth):
     model = KWMLPEmbedder(random_kwmlp, tap_depth=depth)
     audio = noise(1, 20000)
-    frames, n_ts = reference_frames(audio[0], original_sd, model.frontend, depth=depth)
+    frames, n_ts = reference_frames(audio[0], original_sd, model.frontend.nnaudio, depth=depth)
     emb, _ = kwmlp.get_timestamp_embeddings(audio, model)
     assert (emb[0].double() - frames[:n_ts]).abs().max() < TOL
 
@@ -149,3 +149,22 @@ def test_cuda_matches_cpu(random_kwmlp):
     assert got.device.type == "cuda" and torch.allclose(got.cpu(), want, atol=1e-4)
     on_cpu = kwmlp.get_scene_embeddings(audio, gpu)  # audio on CPU, model on GPU
     assert on_cpu.device.type == "cpu" and torch.allclose(on_cpu, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("length", [16000, 16480, 48000])
+def test_fft_frontend_equals_nnaudio_conv_stft(length):
+    """On the CPU the MFCC's STFT is an FFT of nnAudio's windowed frames; the result equals
+    nnAudio's convolution STFT path within float32 rounding, quiet and silent clips included
+    (their per-item top_db floor is where rounding shows most)."""
+    from hear_suite.kwmlp.model import KWMLPConfig, build_frontend
+
+    frontend = build_frontend(KWMLPConfig())
+    audio = noise(4, length, seed=length)
+    audio[1] *= 1e-3
+    audio[2] = 0.0
+    fft, conv = frontend(audio), frontend.nnaudio(audio)
+    assert fft.shape == conv.shape == (4, 40, 1 + (length - 480) // 160)
+    # MFCC values reach hundreds of dB-units (coefficient 0); float32 rounding of the power
+    # spectrum moves them by < 1e-4
+    assert (fft - conv).abs().max() < 2e-4
+    assert torch.equal(frontend(audio[:, None, :]), frontend.nnaudio(audio[:, None, :]))
