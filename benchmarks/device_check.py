@@ -51,9 +51,10 @@ from torch import Tensor
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import median_seconds, peak_memory_mb, write_text_atomic  # noqa: E402
+from harness import median_seconds, peak_memory_mb  # noqa: E402
 
 from hear_suite.registry import MODELS, shipped_weights  # noqa: E402
+from hear_suite.tasks import write_atomic  # noqa: E402
 
 SR = 16000
 ROOT = HERE.parent
@@ -429,11 +430,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             check.run(entry)
         if path is not None and i + 1 < len(models):  # a run cut short leaves what it measured
-            write_text_atomic(path, report(check, models, i + 1))
+            write_atomic(path, report(check, models, i + 1))
     text = report(check, models, len(models))
     print(text)
     if path is not None:
-        write_text_atomic(path, text)
+        write_atomic(path, text)
         print(f"wrote {path}", file=sys.stderr)
     check.log("done" + (": FAILED (see the report's status)" if check.failed else ""))
     return 1 if check.failed else 0

@@ -1,16 +1,13 @@
 """What the benchmarks share: timing with warm-up and CUDA sync, peak extra memory of one call,
-running a measurement in a fresh process (so one peak does not hide another), writing a report
-atomically."""
+and running a measurement in a fresh process (so one peak does not hide another)."""
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Callable, List, Tuple, Union
+from typing import Callable, List, Tuple
 
 import torch
 
@@ -91,17 +88,3 @@ def in_fresh_process(argv: List[str]) -> dict:
     """Run ``python *argv``; return the JSON object on the last line of its output."""
     out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def write_text_atomic(path: Union[str, Path], text: str) -> None:
-    """Write ``text`` through a temporary file beside ``path`` and a rename: a reader never
-    sees half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -41,13 +41,22 @@ def fold_names(nfolds: int) -> List[str]:
     return [f"fold{i:02d}" for i in range(nfolds)]
 
 
-def write_json_atomic(path: Union[str, Path], obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (never a torn file)."""
+def write_atomic(path: Union[str, Path], data: Union[str, bytes]) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` through a temporary file beside it and a
+    rename: a reader never sees a torn file, and an interrupted write leaves the old one."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Union[str, Path], obj: Any) -> None:
+    """Write JSON to ``path`` atomically (:func:`write_atomic`)."""
+    write_atomic(path, json.dumps(obj, indent=1))
 
 
 def write_wav(path: Union[str, Path], audio: np.ndarray, sample_rate: int,

@@ -150,7 +150,7 @@ def test_unknown_task_and_bad_scale(tmp_path, capsys):
     from hear_suite.cli import main
 
     with pytest.raises(ValueError, match="unknown real task"):
-        real.check_packages(real.RealConfig(tasks=("real_birdsong",)))
+        real.plan_clips(real.RealConfig(tasks=("real_birdsong",)))
     with pytest.raises(SystemExit, match="--scale"):
         main(["make-corpus", "real", "--out", str(tmp_path), "--scale", "0"])
 

@@ -99,7 +99,8 @@ def make_general(args: argparse.Namespace) -> int:
 
 
 def make_real(args: argparse.Namespace) -> int:
-    from hear_suite.corpora.real import TASKS, MissingPackage, RealConfig, build_real
+    from hear_suite.corpora.real import (TASKS, MissingPackage, RealConfig, build_real,
+                                         package_table)
 
     tasks = tuple(t.strip() for t in args.tasks.split(",")) if args.tasks else TASKS
     if args.scale <= 0:
@@ -115,6 +116,7 @@ def make_real(args: argparse.Namespace) -> int:
         counts = {s: len(json.loads((path / f"{s}.json").read_text()))
                   for s in ("train", "valid", "test")}
         print(f"wrote {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(package_table([p for p in written if p.name != "real_multitask-v1-full"]))
     print(f"done in {time.time() - started:.0f} s")
     return 0
 

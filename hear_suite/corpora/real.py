@@ -37,12 +37,13 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from hear_suite.corpora import effects, music
 from hear_suite.corpora.union import merge_tasks
@@ -80,7 +81,8 @@ class Clip:
     label: str
     path: Optional[Path] = None                 # a recording
     note: Optional[Tuple[int, int, int]] = None  # or a SoundFont note (program, pitch, velocity)
-    offset_s: float = 0.0                        # start of the excerpt in the recording
+    offset_s: float = 0.0                        # start in the recording
+    excerpt: bool = False                        # read only the clip's length from offset_s
 
 
 @dataclass
@@ -200,10 +202,9 @@ def drum_class(name: str) -> Optional[str]:
 
 
 def _kit_split(kit: str) -> str:
-    for split, kits in KIT_SPLITS.items():
-        if kit in kits:
-            return split
-    return "train"
+    """``valid`` or ``test`` for the kits of ``KIT_SPLITS``; the other kits give train and valid
+    clips (``trainvalid``)."""
+    return next((split for split, kits in KIT_SPLITS.items() if kit in kits), "trainvalid")
 
 
 def drum_sources(config: RealConfig) -> List[Source]:
@@ -226,11 +227,8 @@ def drum_sources(config: RealConfig) -> List[Source]:
                                   _kit_split(kit_dir.name), sorted(files.items())))
     lmms = _dir(config, "lmms-common", "lmms/samples")
     files = [(p, drum_class(p.stem)) for p in _audio_files(lmms / "drums")]
-    sources.append(Source("lmms/drums", "lmms-common", "train",
+    sources.append(Source("lmms/drums", "lmms-common", "trainvalid",
                           [(p, c) for p, c in files if c is not None]))
-    for s in sources:
-        if s.split != "test":
-            s.split = "trainvalid" if s.split == "train" else s.split
     return sources
 
 
@@ -276,51 +274,36 @@ def pitch_clips(config: RealConfig) -> List[Clip]:
 # general sounds: desktop themes, games, LMMS
 # ---------------------------------------------------------------------------------------------
 
-def _kind_source(config: RealConfig, name: str, package: str, split: str, label: str,
-                 *parts: str, pattern: str = "**/*") -> Source:
-    files = _audio_files(_dir(config, package, *parts), pattern)
-    return Source(name, package, split, [(p, label) for p in files])
+# (source name, Debian package, split, label, folder under /usr/share, glob)
+KIND_SOURCES = (
+    ("lmms/instruments", "lmms-common", "trainvalid", "instrument", "lmms/samples/instruments", "**/*"),
+    ("lmms/effects", "lmms-common", "trainvalid", "game_effect", "lmms/samples/effects", "**/*"),
+    ("colobot/sounds", "colobot-common-sounds", "trainvalid", "game_effect", "games/colobot/sounds", "**/*"),
+    ("tuxpaint", "tuxpaint-data", "trainvalid", "game_effect", "tuxpaint/sounds", "**/*"),
+    ("heroes", "heroes-sound-effects", "valid", "game_effect", "games/heroes/sfx", "**/*"),
+    ("moon-lander", "moon-lander-data", "valid", "game_effect", "games/moon-lander/sounds", "**/*"),
+    ("frozen-bubble", "frozen-bubble-data", "test", "game_effect", "games/frozen-bubble/snd", "**/*"),
+    ("pingus", "pingus-data", "test", "game_effect", "games/pingus/data/sounds", "**/*"),
+    ("etr/sounds", "extremetuxracer-data", "test", "game_effect", "games/etr/sounds", "**/*"),
+    ("oxygen", "oxygen-sounds", "trainvalid", "desktop_sound", "sounds", "Oxygen-*"),
+    ("deepin", "deepin-sound-theme", "valid", "desktop_sound", "sounds/deepin", "**/*"),
+    ("lomiri", "lomiri-sounds", "test", "desktop_sound", "sounds/lomiri", "**/*"),
+    ("colobot/music", "colobot-common-sounds", "trainvalid", "music", "games/colobot/music", "**/*"),
+    # the name overstates it (the glob takes bassloops/ only); it keys the clips' file names
+    ("lmms/bassloops+beats", "lmms-common", "valid", "music", "lmms/samples", "b*loops/*"),
+    ("etr/music", "extremetuxracer-data", "test", "music", "games/etr/music", "**/*"),
+)
 
 
 def sound_kind_sources(config: RealConfig) -> List[Source]:
-    s = []
-    for split, languages in KLETTRES_KIND_SPLITS.items():
-        for lang in languages:
-            s.append(_speech_source(config, f"klettres/{lang}",
-                                    "trainvalid" if split == "train" else split, "speech"))
-    for d in drum_sources(config):
-        s.append(Source(d.name, d.package, d.split, [(p, "drums") for p, _ in d.files]))
-    s += [
-        _kind_source(config, "lmms/instruments", "lmms-common", "trainvalid", "instrument",
-                     "lmms/samples/instruments"),
-        _kind_source(config, "lmms/effects", "lmms-common", "trainvalid", "game_effect",
-                     "lmms/samples/effects"),
-        _kind_source(config, "colobot/sounds", "colobot-common-sounds", "trainvalid",
-                     "game_effect", "games/colobot/sounds"),
-        _kind_source(config, "tuxpaint", "tuxpaint-data", "trainvalid", "game_effect",
-                     "tuxpaint/sounds"),
-        _kind_source(config, "heroes", "heroes-sound-effects", "valid", "game_effect",
-                     "games/heroes/sfx"),
-        _kind_source(config, "moon-lander", "moon-lander-data", "valid", "game_effect",
-                     "games/moon-lander/sounds"),
-        _kind_source(config, "frozen-bubble", "frozen-bubble-data", "test", "game_effect",
-                     "games/frozen-bubble/snd"),
-        _kind_source(config, "pingus", "pingus-data", "test", "game_effect",
-                     "games/pingus/data/sounds"),
-        _kind_source(config, "etr/sounds", "extremetuxracer-data", "test", "game_effect",
-                     "games/etr/sounds"),
-        _kind_source(config, "oxygen", "oxygen-sounds", "trainvalid", "desktop_sound",
-                     "sounds", pattern="Oxygen-*"),
-        _kind_source(config, "deepin", "deepin-sound-theme", "valid", "desktop_sound",
-                     "sounds/deepin"),
-        _kind_source(config, "lomiri", "lomiri-sounds", "test", "desktop_sound", "sounds/lomiri"),
-        _kind_source(config, "colobot/music", "colobot-common-sounds", "trainvalid", "music",
-                     "games/colobot/music"),
-        _kind_source(config, "lmms/bassloops+beats", "lmms-common", "valid", "music",
-                     "lmms/samples", pattern="b*loops/*"),
-        _kind_source(config, "etr/music", "extremetuxracer-data", "test", "music",
-                     "games/etr/music"),
-    ]
+    s = [_speech_source(config, f"klettres/{lang}", "trainvalid" if split == "train" else split,
+                        "speech")
+         for split, languages in KLETTRES_KIND_SPLITS.items() for lang in languages]
+    s += [Source(d.name, d.package, d.split, [(p, "drums") for p, _ in d.files])
+          for d in drum_sources(config)]
+    for name, package, split, label, folder, pattern in KIND_SOURCES:
+        files = _audio_files(_dir(config, package, folder), pattern)
+        s.append(Source(name, package, split, [(p, label) for p in files]))
     return s
 
 
@@ -333,8 +316,7 @@ def sound_kind_clips(config: RealConfig, seconds: float) -> List[Clip]:
             duration = sf.info(str(c.path)).duration
             n = int(min(6, max(1, duration // (2 * seconds))))
             starts = np.linspace(0, max(0.0, duration - seconds), n + 2)[1:-1] if n > 1 else [0.0]
-            out += [Clip(c.source, c.package, c.split, c.label, c.path, offset_s=float(t))
-                    for t in starts]
+            out += [replace(c, offset_s=float(t), excerpt=True) for t in starts]
         else:
             out.append(c)
     # instrument notes: a few MuseScore notes per program, the pitch task's program split
@@ -378,15 +360,14 @@ def _assign_valid(config: RealConfig, task: str, clips: List[Clip]) -> List[Clip
             split = "valid" if _rng(config, task, "valid", key).random() < VALID_SHARE else "train"
         elif split == "utterance":
             by_label.setdefault(c.label, []).append(i)
-        out.append(Clip(c.source, c.package, split, c.label, c.path, c.note, c.offset_s))
+        out.append(replace(c, split=split))
     for label, idx in by_label.items():
         order = [idx[k] for k in _rng(config, task, "utterance", label).permutation(len(idx))]
         n_valid = max(1, round(SPEAKER_SPLIT[1] * len(idx)))
         n_test = max(1, round(SPEAKER_SPLIT[2] * len(idx)))
         for rank, i in enumerate(order):
             split = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
-            c = out[i]
-            out[i] = Clip(c.source, c.package, split, c.label, c.path, c.note, c.offset_s)
+            out[i] = replace(out[i], split=split)
     return out
 
 
@@ -436,7 +417,7 @@ def render_clip(clip: Clip, spec: TaskSpec, config: RealConfig, soundfont: Optio
         audio = note_audio
     else:
         audio = load_recording(clip.path, sr, clip.offset_s,
-                               None if clip.offset_s == 0 and clip.label != "music" else spec.seconds)
+                               spec.seconds if clip.excerpt else None)
         if clip.offset_s == 0:
             audio = effects.trim_silence(audio, sr)
     if spec.telephone:
@@ -470,8 +451,9 @@ def stem_of(clip: Clip, index: int) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "", f"{index:05d}-{base}-{clip.label}")
 
 
-def write_task(root: Path, spec: TaskSpec, config: RealConfig, *, progress: bool = True) -> Path:
-    clips = _assign_valid(config, spec.name, spec.clips(config))
+def write_task(root: Path, spec: TaskSpec, config: RealConfig, clips: Sequence[Clip], *,
+               progress: bool = True) -> Path:
+    """Write task ``spec`` of ``clips`` (from :func:`plan_clips`: splits assigned)."""
     for split in ("train", "valid", "test"):
         if not any(c.split == split for c in clips):
             raise ValueError(f"{spec.name}: no {split} clips (scale {config.scale} too small?)")
@@ -482,8 +464,6 @@ def write_task(root: Path, spec: TaskSpec, config: RealConfig, *, progress: bool
              "sources": [{"source": s, "package": p, "split": sp,
                           "clips": sum(c.source == s and c.split == sp for c in clips)}
                          for s, p, sp in sources]}
-    from tqdm import tqdm
-
     with TaskWriter(root, task_name=spec.name, embedding_type=SCENE, prediction_type=MULTICLASS,
                     sample_duration=spec.seconds, evaluation=list(spec.evaluation),
                     sample_rate=config.sample_rate, labels=spec.labels,
@@ -515,12 +495,13 @@ def write_pool(root: Path, tasks: Sequence[Path], sample_rate: int) -> Path:
     return pool
 
 
-def check_packages(config: RealConfig) -> None:
-    """Raise :class:`MissingPackage` before any work when a task's package is absent."""
-    for name in config.tasks:
-        if name not in SPECS:
-            raise ValueError(f"unknown real task {name!r}; choose from {list(SPECS)}")
-        SPECS[name].clips(config)
+def plan_clips(config: RealConfig) -> Dict[str, List[Clip]]:
+    """``{task: clips with their splits}`` for ``config.tasks``: every source is listed (and
+    every package checked, :class:`MissingPackage`) before any audio is written."""
+    unknown = [name for name in config.tasks if name not in SPECS]
+    if unknown:
+        raise ValueError(f"unknown real task {unknown[0]!r}; choose from {list(SPECS)}")
+    return {name: _assign_valid(config, name, SPECS[name].clips(config)) for name in config.tasks}
 
 
 def build_real(root: Path, config: RealConfig, *, progress: bool = True,
@@ -531,10 +512,11 @@ def build_real(root: Path, config: RealConfig, *, progress: bool = True,
     synthetic one). Returns the task directories written."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    check_packages(config)
+    plans = plan_clips(config)
     for extra in multitask_extra:
         read_task(extra)  # a clear error before hours of work
-    written = [write_task(root, SPECS[name], config, progress=progress) for name in config.tasks]
+    written = [write_task(root, SPECS[name], config, clips, progress=progress)
+               for name, clips in plans.items()]
     training = [p for name, p in zip(config.tasks, written) if name in TRAINING_TASKS]
     if set(TRAINING_TASKS) <= set(config.tasks):
         written.append(merge_tasks(root, training + list(multitask_extra), seconds=4.0,
@@ -544,9 +526,18 @@ def build_real(root: Path, config: RealConfig, *, progress: bool = True,
     return written
 
 
-def iter_card_rows(task_dirs: Sequence[Path]) -> Iterator[Tuple[str, str, str, str, int]]:
-    """``(task, source, package, split, clips)`` of written tasks, for the corpus card."""
+def package_table(task_dirs: Sequence[Path]) -> str:
+    """Markdown: clips per Debian package and split over the written tasks (the counts of the
+    corpus card), from each task's ``sources`` metadata."""
+    counts: Dict[str, Dict[str, int]] = {}
+    tasks: Dict[str, set] = {}
     for t in task_dirs:
         meta = read_task(t).metadata
         for s in meta.get("sources", []):
-            yield meta["task_name"], s["source"], s["package"], s["split"], s["clips"]
+            counts.setdefault(s["package"], {"train": 0, "valid": 0, "test": 0})
+            counts[s["package"]][s["split"]] += s["clips"]
+            tasks.setdefault(s["package"], set()).add(meta["task_name"].removeprefix("real_"))
+    lines = ["| Debian package | tasks | train / valid / test clips |", "|---|---|---|"]
+    lines += [f"| `{p}` | {', '.join(sorted(tasks[p]))} | {c['train']} / {c['valid']} / "
+              f"{c['test']} |" for p, c in sorted(counts.items())]
+    return "\n".join(lines)

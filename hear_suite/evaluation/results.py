@@ -15,12 +15,12 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hear_suite.evaluation.config import LOWER_IS_BETTER
+from hear_suite.tasks import write_atomic
 
 SCORES_FILE = "test.predicted-scores.json"
 # Row statuses: ok (a score), missing (task not in the tasks dir), failed (a step raised),
@@ -92,11 +92,6 @@ def read_scores(embedding_task_dir: Path) -> Optional[Dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _fmt(x: Optional[float], signed: bool = False) -> str:
@@ -254,15 +249,15 @@ def write_results(out_dir: Path, rows: Sequence[Row], runs: Sequence[str], *, ti
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {k: out_dir / f"results.{k}" for k in ("csv", "md", "json", "png")}
-    _atomic_write(paths["csv"], to_csv(rows).encode())
+    write_atomic(paths["csv"], to_csv(rows))
     md = f"# {title}\n\n" + to_markdown(rows, runs, reference_name, floor)
-    _atomic_write(paths["md"], md.encode())
+    write_atomic(paths["md"], md)
     payload = {"title": title, "runs": list(runs), "reference_name": reference_name,
                "floor": floor, "rows": [dict(asdict(r), diff=r.diff) for r in rows],
                **(extra or {})}
-    _atomic_write(paths["json"], json.dumps(payload, indent=1).encode())
+    write_atomic(paths["json"], json.dumps(payload, indent=1))
     if png and rows:
-        _atomic_write(paths["png"], bar_chart_png(rows, runs, title, reference_name, floor))
+        write_atomic(paths["png"], bar_chart_png(rows, runs, title, reference_name, floor))
     else:
         paths.pop("png")
     return paths
