@@ -21,9 +21,11 @@ import hashlib
 import math
 import os
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Mapping,
+                    Optional, Sequence, Tuple, TypeVar, Union)
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ from hear_suite import checkpoint
 T = TypeVar("T")
 PathLike = Union[str, Path]
 RESUME_MODES = ("auto", "resume", "restart")
+PRECISIONS = ("fp32", "bf16")
 STATE_FORMAT = "hear_suite_training_state"
 
 
@@ -79,6 +82,45 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--restart", dest="resume_mode", action="store_const", const="restart",
                       help="discard OUT/last.pt and the run's outputs and start over")
     parser.set_defaults(resume_mode="auto")
+    g = parser.add_argument_group("steps and precision")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop after N optimizer steps in all (resumed ones count), write last.pt "
+                        "and loadable weights (a smoke run; rerun without it to continue)")
+    g.add_argument("--checkpoint-every", type=int, default=1000,
+                   help="also write last.pt every N optimizer steps within an epoch, so a long "
+                        "epoch resumes where it stopped (0: at epoch ends only)")
+    g.add_argument("--accumulate", type=int, default=1,
+                   help="micro-batches per optimizer step (gradient accumulation); the batch "
+                        "size stays the global batch of one step")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16: the model's forward under bfloat16 autocast (the frontend and "
+                        "the loss stay float32)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's training forward (first steps are slow)")
+
+
+def run_argument_problems(args: argparse.Namespace, world_size: int) -> List[str]:
+    """What is wrong with the arguments of :func:`add_run_arguments` (and ``--batch-size``, the
+    global batch of one optimizer step, which must split into ``world_size x --accumulate``
+    micro-batches)."""
+    problems: List[str] = []
+    if args.workers < 0:
+        problems.append("--workers must be >= 0")
+    if args.max_steps is not None and args.max_steps < 1:
+        problems.append("--max-steps must be >= 1")
+    if args.checkpoint_every < 0:
+        problems.append("--checkpoint-every must be >= 0")
+    if args.accumulate < 1:
+        problems.append("--accumulate must be >= 1")
+    elif args.batch_size < 1 or args.batch_size % (world_size * args.accumulate):
+        problems.append(f"--batch-size {args.batch_size} must be a positive multiple of the "
+                        f"number of processes x --accumulate ({world_size} x {args.accumulate})")
+    return problems
+
+
+def micro_batch_size(args: argparse.Namespace, world_size: int) -> int:
+    """Examples per micro-batch on one rank."""
+    return args.batch_size // (world_size * args.accumulate)
 
 
 def plain_args(args: argparse.Namespace) -> Dict[str, Any]:
@@ -385,6 +427,131 @@ def spec_augment_from_args(x: Tensor, args: argparse.Namespace) -> Tensor:
     """:func:`spec_augment` with the masks of :func:`add_spec_augment_arguments`."""
     return spec_augment(x, time_masks=args.time_masks, time_width=args.time_mask_width,
                         freq_masks=args.freq_masks, freq_width=args.freq_mask_width)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer steps
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager:
+    """bfloat16 autocast on ``device`` for ``precision="bf16"``, else nothing."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+class Stepper:
+    """One optimizer step from a group of micro-batches.
+
+    ``step(group, loss_of)`` calls ``loss_of(micro_batch) -> (mean loss, examples, extra)`` for
+    each (``extra``: sums the trainer wants per epoch, e.g. correct predictions), back-propagates
+    each loss weighted by its share of the group's examples (the gradient of the mean over the
+    group, however it is split), lets DDP synchronise gradients only on the last micro-batch,
+    clips gradient values to ``clip_value`` (0: off), then steps optimizer and schedule.
+    Returns ``[loss x examples, examples, *extra]`` summed over the group (float64) and the
+    learning rate the step used.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Optimizer, scheduler: LRScheduler, *,
+                 clip_value: float = 0.0) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.clip_value = clip_value
+
+    def step(self, group: Sequence[T],
+             loss_of: Callable[[T], Tuple[Tensor, int, Sequence[float]]]) -> Tuple[Tensor, float]:
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: List[Tensor] = []
+        for k, micro in enumerate(group):
+            last = k == len(group) - 1
+            no_sync = isinstance(self.model, nn.parallel.DistributedDataParallel) and not last
+            with self.model.no_sync() if no_sync else nullcontext():
+                loss, n, extra = loss_of(micro)
+                # The group's example count is known only after the last micro-batch: weight
+                # each loss by its examples now, divide the summed gradient by the total below.
+                (loss * n).backward()
+            sums.append(torch.tensor([loss.item() * n, n, *extra], dtype=torch.float64))
+        total = sum(sums)
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.div_(total[1].item())
+        if self.clip_value > 0:
+            nn.utils.clip_grad_value_(self.model.parameters(), self.clip_value)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        return total, lr
+
+
+@dataclass
+class EpochPosition:
+    """How far into an epoch a run is: optimizer ``steps`` taken in it and the running ``sums``
+    of its metrics (saved in ``last.pt`` mid-epoch so a resumed epoch reports the same means)."""
+
+    steps: int = 0
+    sums: Optional[List[float]] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"steps": self.steps, "sums": self.sums}
+
+    @classmethod
+    def from_state(cls, state: Optional[Mapping[str, Any]]) -> "EpochPosition":
+        saved = (state or {}).get("extra", {}).get("in_epoch") or {}
+        return cls(int(saved.get("steps", 0)), saved.get("sums"))
+
+
+def stop_now(step: int, args: argparse.Namespace) -> bool:
+    """True when ``--max-steps`` is reached at optimizer step ``step``."""
+    return args.max_steps is not None and step >= args.max_steps
+
+
+def checkpoint_now(step: int, args: argparse.Namespace) -> bool:
+    """True when a mid-epoch ``last.pt`` is due after optimizer step ``step``."""
+    return stop_now(step, args) or (args.checkpoint_every > 0
+                                     and step % args.checkpoint_every == 0)
+
+
+def compiled(model: nn.Module, enabled: bool) -> nn.Module:
+    """``torch.compile(model)`` when ``enabled`` (``--compile``), else ``model``. The compiled
+    wrapper shares the parameters; save and evaluate with the plain module."""
+    return torch.compile(model) if enabled else model
+
+
+def train_epoch(groups: Iterable[Sequence[T]], stepper: Stepper,
+                loss_of: Callable[[T], Tuple[Tensor, int, Sequence[float]]], *,
+                args: argparse.Namespace, epoch: int, steps_per_epoch: int,
+                position: EpochPosition, step: int,
+                save: Callable[[int, EpochPosition], None]
+                ) -> Tuple[EpochPosition, int, float, bool]:
+    """The optimizer steps of ``epoch`` from ``position`` on (``groups``: the micro-batch groups
+    of the remaining steps). After a step for which :func:`checkpoint_now` holds (except the
+    epoch's last, which the caller saves), ``save(step, position)`` writes ``last.pt``; at
+    ``--max-steps`` the epoch stops there. Returns the new position (``sums``: the epoch's
+    :class:`Stepper` sums so far), the step count, the last learning rate and whether the epoch
+    is complete."""
+    done, lr = position.steps, float("nan")
+    sums = torch.tensor(position.sums, dtype=torch.float64) if position.sums else None
+    bar = progress(groups, total=steps_per_epoch, initial=done,
+                   desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+    for group in bar:
+        step_sums, lr = stepper.step(group, loss_of)
+        sums = step_sums if sums is None else sums + step_sums
+        done, step = done + 1, step + 1
+        position = EpochPosition(done, sums.tolist())
+        if done % 10 == 0 and hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{sums[0] / sums[1]:.3f}")
+        if done < steps_per_epoch and checkpoint_now(step, args):
+            save(step, position)
+            if stop_now(step, args):
+                return position, step, lr, False
+    return position, step, lr, True
+
+
+def epoch_means(position: EpochPosition) -> Tensor:
+    """An epoch's summed metrics over all ranks, per example: ``[mean loss, *extra / n]``."""
+    total = all_reduce_sum(torch.tensor(position.sums, dtype=torch.float64))
+    return torch.cat([total[:1], total[2:]]) / total[1]
 
 
 # ---------------------------------------------------------------------------------------------

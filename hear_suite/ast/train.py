@@ -14,11 +14,18 @@ filterbank as seed 003), mixup (with probability ``--mixup`` a batch is mixed wi
 are the mean of the weights after each of the last ``--swa-epochs`` epochs (seed 003 averaged its
 last 10 checkpoints; ``--swa-epochs 0`` ships the best-valid epoch instead).
 
-Data: every clip is framed exactly as :class:`hear_suite.ast.embedder.ASTEmbedder` frames audio,
-and its first window (``window_frames``, 3.2 s for the ``small`` and ``medium`` presets) is the
-training example; the frontend is fixed, so each split's log-mels are computed once. The
-normalisation statistics of the training log-mels (mean and standard deviation for AST's
-``mean_std``, minimum and maximum for seed 003's ``unit_range``) go into the model's config.
+Data (streamed; nothing is held in memory): every draw of a training clip reads a random crop of
+the model's window (``window_frames``, 3.2 s for the ``small`` and ``medium`` presets) from
+anywhere in the clip, framed as :class:`hear_suite.ast.embedder.ASTEmbedder` frames audio (clips
+shorter than a window are zero-padded; ``--crop start`` always takes the first window), in
+``--workers`` reader processes; the frontend runs on the training device, mixup mixes the
+waveforms. ``--balanced`` draws clips in proportion to the inverse frequency of their labels.
+Validation and test score whole clips the way the HEAR embedder does: every window of the clip,
+the CLS outputs averaged over them, then the head. The normalisation statistics of the training
+log-mels (mean and standard deviation for AST's ``mean_std``, minimum and maximum for seed 003's
+``unit_range``) come from the first windows of up to ``--norm-clips`` training clips and go into
+the model's config. ``--max-steps``, ``--accumulate``, ``--precision bf16``, ``--compile`` and
+mid-epoch checkpoints (``--checkpoint-every``): see :mod:`hear_suite.training`.
 
 Run directory: ``metrics.csv``, ``curves.png``, ``last.pt`` (resumable; a rerun resumes),
 ``best.pt`` (best-valid epoch) and ``ast_<pe>.pt`` (shipped format, with provenance).
@@ -27,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import shlex
 import sys
 import time
@@ -36,16 +42,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import checkpoint, training
+from hear_suite import checkpoint, data, training
 from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.imagenet import from_timm
 from hear_suite.ast.io import FAMILY, save_encoder
-from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, normalize, num_parameters
+from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, num_parameters
 from hear_suite.tasks import MULTILABEL, SCENE, Task, read_task
 from hear_suite.version import __version__
 
@@ -73,9 +78,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--preset ast); nothing is downloaded")
     m.add_argument("--kernel-reduce", choices=("sum", "mean"), default="sum",
                    help="RGB patch kernel to one channel (AST code: sum; seed 002: mean)")
+    d = parser.add_argument_group("data")
+    d.add_argument("--crop", choices=data.CROP_MODES, default="random",
+                   help="training window: a random one anywhere in the clip, or the first")
+    d.add_argument("--balanced", action="store_true",
+                   help="draw clips by the inverse frequency of their labels (AudioSet/FSD50K "
+                        "practice) instead of each clip once per epoch")
+    d.add_argument("--norm-clips", type=int, default=2000,
+                   help="training clips whose first windows give the normalisation statistics")
     g = parser.add_argument_group("recipe")
     g.add_argument("--epochs", type=int, default=40)
-    g.add_argument("--batch-size", type=int, default=32, help="global batch, split over processes")
+    g.add_argument("--batch-size", type=int, default=32,
+                   help="global batch of one optimizer step, split over processes and "
+                        "--accumulate micro-batches")
     g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (seed 003: 5e-4)")
     g.add_argument("--warmup-epochs", type=float, default=3)
     g.add_argument("--decay", choices=training.DECAYS, default="cosine",
@@ -83,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--clip-value", type=float, default=1.0,
                    help="clip every gradient value to +-this (0: off)")
-    g.add_argument("--mixup", type=float, default=0.5, help="probability that a batch is mixed")
+    g.add_argument("--mixup", type=float, default=0.5,
+                   help="probability that a micro-batch's waveforms are mixed")
     g.add_argument("--mixup-alpha", type=float, default=10.0, help="lambda ~ Beta(a, a)")
     training.add_spec_augment_arguments(
         g, time_width=48, freq_width=12,
@@ -102,48 +118,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def open_task(task_dir: Path, sample_rate: int) -> Task:
     task = read_task(task_dir, sample_rate=sample_rate)
     if task.metadata["embedding_type"] != SCENE:
-        raise ValueError(f"{task.name}: AST trains on scene tasks, this is an event task")
+        raise ValueError(f"{task.name}: AST trains on scene tasks, this is an event task "
+                         f"(embedding_type {task.metadata['embedding_type']!r})")
     missing = [s for s in SPLITS if s not in task.examples]
     if missing:
         raise ValueError(f"{task.name}: needs train/valid/test splits, has {task.splits}")
+    if not task.examples["train"]:
+        raise ValueError(f"{task.name}: the train split is empty")
     return task
 
 
-def load_clips(paths: List[Path], n_samples: int, sample_rate: int) -> Tensor:
-    """The first ``n_samples`` of each wav (zero-padded), ``(N, n_samples)``."""
-    out = torch.zeros(len(paths), n_samples)
-    for i, path in enumerate(paths):
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True, frames=n_samples)
-        if sr != sample_rate:
-            raise ValueError(f"{path} is at {sr} Hz, expected {sample_rate} Hz")
-        out[i, :audio.shape[0]] = torch.from_numpy(audio.mean(axis=1))
-    return out
+class Split:
+    """One split's clips (sorted paths) and their label indices."""
 
+    def __init__(self, task: Task, split: str) -> None:
+        index = task.label_index()
+        self.paths = sorted(task.examples[split])
+        self.labels = [[index[label] for label in task.examples[split][p]] for p in self.paths]
+        self.n_classes = len(task.labels)
 
-def first_window_audio(paths: List[Path], embedder: ASTEmbedder, sample_rate: int) -> Tensor:
-    """The samples the first window of each clip sees, framed as the embedder frames audio:
-    ``(N, window_samples)`` on the embedder's device."""
-    audio = load_clips(paths, embedder.window_samples - embedder.pad_front, sample_rate)
-    return embedder.window_audio(audio, 0, 1)[:, 0]
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def targets(self, indices: Tensor, multilabel: bool) -> Tensor:
+        """Multi-hot ``(B, C)`` float (multilabel) or one-hot ``(B, C)`` (multiclass, so mixup
+        can mix it) of clips ``indices``."""
+        y = torch.zeros(len(indices), self.n_classes)
+        for row, i in enumerate(indices.tolist()):
+            y[row, self.labels[i] if multilabel else self.labels[i][:1]] = 1.0
+        return y
 
 
 @torch.no_grad()
-def encode_split(task: Task, split: str, embedder: ASTEmbedder, *, batch_size: int
-                 ) -> Tuple[Tensor, Tensor]:
-    """First-window log-mels ``(N, n_mels, frames)`` of a split (on the embedder's device) and
-    targets: multi-hot ``(N, C)`` float (multilabel) or class indices ``(N,)``."""
-    index = task.label_index()
-    paths = sorted(task.examples[split])
-    x = torch.cat([embedder.frontend(first_window_audio(paths[i:i + batch_size], embedder,
-                                                        task.sample_rate))
-                   for i in range(0, len(paths), batch_size)])
-    if task.is_multilabel:
-        y = torch.zeros(len(paths), len(task.labels))
-        for k, p in enumerate(paths):
-            y[k, [index[label] for label in task.examples[split][p]]] = 1.0
-    else:
-        y = torch.tensor([index[task.examples[split][p][0]] for p in paths])
-    return x, y.to(x.device)
+def log_mel_statistics(split: Split, embedder: ASTEmbedder, *, n_clips: int, workers: int
+                       ) -> Dict[str, float]:
+    """Mean, standard deviation, minimum and maximum of the raw log-mels of the first windows of
+    up to ``n_clips`` evenly spaced clips (streamed; float64 sums)."""
+    pick = np.unique(np.linspace(0, len(split) - 1, min(n_clips, len(split))).round().astype(int))
+    crop = data.Crop(embedder.window_samples, "start", pad_front=embedder.pad_front)
+    clips = data.CroppedClips([split.paths[i] for i in pick], crop, embedder.sample_rate)
+    sums = torch.zeros(3, dtype=torch.float64)
+    lo, hi = float("inf"), float("-inf")
+    batches = [[(k, 0) for k in range(b, min(b + 64, len(pick)))] for b in range(0, len(pick), 64)]
+    for _, audio in data.loader(clips, batches, workers=workers, device=embedder.device,
+                                collate_fn=data.stack_clips):
+        x = embedder.frontend(audio.to(embedder.device)).double()
+        sums += torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()))]).cpu()
+        lo, hi = min(lo, x.min().item()), max(hi, x.max().item())
+    mean = sums[0] / sums[2]
+    std = ((sums[1] / sums[2] - mean ** 2) * sums[2] / (sums[2] - 1)).clamp(min=0).sqrt()
+    return {k: float(f"{v:.6g}") for k, v in (("norm_mean", mean.item()),
+                                               ("norm_std", std.item()),
+                                               ("norm_min", lo), ("norm_max", hi))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,15 +177,16 @@ def encode_split(task: Task, split: str, embedder: ASTEmbedder, *, batch_size: i
 
 
 def loss_fn(logits: Tensor, y: Tensor, multilabel: bool) -> Tensor:
+    """BCE with logits (multilabel) or cross-entropy against (mixed) class probabilities."""
     if multilabel:
         return F.binary_cross_entropy_with_logits(logits, y)
-    return F.cross_entropy(logits, y)  # y: indices or (mixed) class probabilities
+    return F.cross_entropy(logits, y)
 
 
 def score(logits: Tensor, y: Tensor, multilabel: bool) -> float:
-    """mAP (multilabel, macro over classes with a positive) or top-1 accuracy."""
+    """mAP (multilabel, macro over classes with a positive) or top-1 accuracy (``y`` one-hot)."""
     if not multilabel:
-        return (logits.argmax(1) == y).float().mean().item()
+        return (logits.argmax(1) == y.argmax(1)).float().mean().item()
     from sklearn.metrics import average_precision_score
 
     y_np, p_np = y.cpu().numpy(), torch.sigmoid(logits).cpu().numpy()
@@ -167,50 +194,86 @@ def score(logits: Tensor, y: Tensor, multilabel: bool) -> float:
     return float(average_precision_score(y_np[:, has_pos], p_np[:, has_pos], average="macro"))
 
 
-@torch.no_grad()
-def evaluate(model: AST, x: Tensor, y: Tensor, *, multilabel: bool, batch_size: int
-             ) -> Tuple[float, float]:
-    """(mean loss, score) over a whole split (every rank computes it: the splits are small)."""
-    model.eval()
-    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    return loss_fn(logits, y, multilabel).item(), score(logits, y, multilabel)
+class Evaluator:
+    """Whole-clip scoring of one split, as the HEAR embedder sees the clips: every window, the
+    CLS outputs averaged over them (weighted by real columns), then the head. The ranks score
+    disjoint shares and gather the logits."""
+
+    def __init__(self, split: Split, embedder: ASTEmbedder, *, multilabel: bool,
+                 batch_size: int, workers: int, info: training.DistInfo) -> None:
+        self.split, self.embedder, self.multilabel = split, embedder, multilabel
+        self.workers, self.info = workers, info
+        lengths = [data.num_frames(p) for p in split.paths]
+        share = training.split_rank(len(split), rank=info.rank, world_size=info.world_size)
+        self.batches = data.equal_length_batches(lengths, share.tolist(), batch_size)
+        self.clips = data.WholeClips(split.paths, embedder.sample_rate)
+        self.y = split.targets(torch.arange(len(split)), multilabel)
+
+    @torch.no_grad()
+    def __call__(self, model: AST) -> Tuple[float, float]:
+        """(mean loss, score) over the whole split."""
+        model.eval()
+        idx, out = [], []
+        for i, audio in data.loader(self.clips, self.batches, workers=self.workers,
+                                    device=self.info.device, collate_fn=data.stack_clips):
+            scene, _ = self.embedder.embed(audio.to(self.info.device))
+            out.append(model.head(model.head_norm(scene)).float().cpu())
+            idx.append(i)
+        shares = training.all_gather_objects(
+            (torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long),
+             torch.cat(out) if out else torch.zeros(0, self.split.n_classes)))
+        order = torch.cat([i for i, _ in shares])
+        logits = torch.empty(len(self.split), self.split.n_classes)
+        logits[order] = torch.cat([o for _, o in shares])
+        return loss_fn(logits, self.y, self.multilabel).item(), score(logits, self.y,
+                                                                      self.multilabel)
 
 
-def train_one_epoch(model: nn.Module, features: Callable[[Tensor], Tensor], y: Tensor, *,
-                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupDecayLR,
-                    multilabel: bool, n_classes: int, args: argparse.Namespace,
-                    info: training.DistInfo, epoch: int) -> Tuple[float, int, float]:
-    """One pass over this rank's shard: mean train loss (all ranks), steps, last learning rate.
-    ``features(indices)``: the SpecAugmented log-mels of those training examples."""
-    model.train()
-    idx = training.shard_indices(len(y), rank=info.rank, world_size=info.world_size,
-                                 epoch=epoch, seed=args.seed)
-    per_rank = args.batch_size // info.world_size
-    sums = torch.zeros(2, dtype=torch.float64, device=info.device)
-    steps, lr = 0, float("nan")
-    bar = training.progress(training.batches(idx, per_rank), total=math.ceil(len(idx) / per_rank),
-                            desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
-    for b in bar:
-        b = b.to(info.device)
-        xb = features(b)
-        yb = y[b] if multilabel else F.one_hot(y[b], n_classes).float()
-        if args.mixup > 0 and len(b) > 1 and torch.rand(()).item() < args.mixup:
+class TrainStream:
+    """The training micro-batches: crops streamed by :class:`data.EpochStream`, then on the
+    device waveform mixup, the frontend and SpecAugment."""
+
+    def __init__(self, split: Split, embedder: ASTEmbedder, *, multilabel: bool,
+                 args: argparse.Namespace, info: training.DistInfo) -> None:
+        self.split, self.embedder, self.multilabel = split, embedder, multilabel
+        self.args, self.info = args, info
+        crop = data.Crop(embedder.window_samples, args.crop, pad_front=embedder.pad_front)
+        self.stream = data.EpochStream(
+            data.CroppedClips(split.paths, crop, embedder.sample_rate),
+            micro_batch=training.micro_batch_size(args, info.world_size),
+            accumulate=args.accumulate, seed=args.seed, rank=info.rank,
+            world_size=info.world_size, workers=args.workers, device=info.device,
+            weights=(data.label_balanced_weights(split.labels, split.n_classes)
+                     if args.balanced else None))
+
+    def features(self, indices: Tensor, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """Log-mels ``(B, n_mels, frames)`` and targets ``(B, C)`` of a micro-batch."""
+        args, dev = self.args, self.info.device
+        audio = audio.to(dev, non_blocking=True)
+        y = self.split.targets(indices, self.multilabel).to(dev)
+        if args.mixup > 0 and len(indices) > 1 and torch.rand(()).item() < args.mixup:
             lam = float(np.random.beta(args.mixup_alpha, args.mixup_alpha))
-            xb = lam * xb + (1 - lam) * xb.flip(0)
-            yb = lam * yb + (1 - lam) * yb.flip(0)
-        loss = loss_fn(model(xb), yb, multilabel)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.clip_value > 0:
-            nn.utils.clip_grad_value_(model.parameters(), args.clip_value)
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        steps += 1
-        sums += torch.stack([loss.detach().double() * len(b),
-                             torch.tensor(float(len(b)), dtype=torch.float64, device=info.device)])
-    total = training.all_reduce_sum(sums)
-    return (total[0] / total[1]).item(), steps, lr
+            audio = lam * audio + (1 - lam) * audio.flip(0)
+            y = lam * y + (1 - lam) * y.flip(0)
+
+        def masks(spec: Tensor) -> Tensor:
+            return training.spec_augment_from_args(spec, args)
+
+        with torch.no_grad():
+            if args.specaugment_on == "stft":
+                return self.embedder.frontend(audio, masks), y
+            return masks(self.embedder.frontend(audio)), y
+
+    def loss_of(self, forward: nn.Module) -> Callable[[Tuple[Tensor, Tensor]],
+                                                     Tuple[Tensor, int, List[float]]]:
+        """The :class:`training.Stepper` loss of a micro-batch through ``forward``."""
+        def loss(micro: Tuple[Tensor, Tensor]) -> Tuple[Tensor, int, List[float]]:
+            x, y = self.features(*micro)
+            with training.autocast(self.info.device, self.args.precision):
+                logits = forward(x)
+            return loss_fn(logits.float(), y, self.multilabel), len(y), []
+
+        return loss
 
 
 def imagenet_init(model: AST, path: Path, kernel_reduce: str) -> Dict[str, Any]:
@@ -229,33 +292,11 @@ def imagenet_init(model: AST, path: Path, kernel_reduce: str) -> Dict[str, Any]:
     return {"file": Path(path).name, "sha256": digest, "kernel_reduce": kernel_reduce}
 
 
-def augmented_features(args: argparse.Namespace, task: Task, x: Tensor, config: ASTConfig,
-                       device: torch.device) -> Callable[[Tensor], Tensor]:
-    """``indices -> (B, n_mels, frames)`` SpecAugmented training log-mels: masks on the cached
-    normalised log-mels ``x`` (AST), or on the linear STFT power before the mel filterbank,
-    recomputing the frontend per batch (``--specaugment-on stft``, seed 003)."""
-    def masks(spec: Tensor) -> Tensor:
-        return training.spec_augment_from_args(spec, args)
-
-    if args.specaugment_on == "log_mel":
-        return lambda b: masks(x[b])
-    embedder = ASTEmbedder(AST(config)).to(device)
-    audio = first_window_audio(sorted(task.examples["train"]), embedder, task.sample_rate)
-
-    @torch.no_grad()
-    def from_audio(b: Tensor) -> Tensor:
-        return embedder.frontend(audio[b], masks)
-
-    return from_audio
-
-
 def check_args(args: argparse.Namespace, world_size: int) -> None:
     problems: List[str] = []
     if args.epochs < 1:
         problems.append("--epochs must be >= 1")
-    if args.batch_size < 1 or args.batch_size % world_size:
-        problems.append(f"--batch-size {args.batch_size} must be a positive multiple of the "
-                        f"number of processes ({world_size})")
+    problems += training.run_argument_problems(args, world_size)
     if args.warmup_epochs < 0 or args.lr <= 0 or args.weight_decay < 0 or args.clip_value < 0:
         problems.append("--warmup-epochs, --weight-decay, --clip-value must be >= 0, --lr > 0")
     if not 0.0 <= args.mixup <= 1.0 or args.mixup_alpha <= 0:
@@ -263,6 +304,8 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
     problems += training.spec_augment_problems(args)
     if not 0 <= args.swa_epochs <= args.epochs:
         problems.append("--swa-epochs must be in 0..--epochs")
+    if args.norm_clips < 1:
+        problems.append("--norm-clips must be >= 1")
     if problems:
         raise SystemExit("hear-suite train ast: " + "; ".join(problems))
 
@@ -287,26 +330,27 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     multilabel = task.metadata["prediction_type"] == MULTILABEL
     run_dir = training.RunDir(out, outputs=(BEST, weights_name))
     resume_from = run_dir.resolve(args.resume_mode)
+    splits = {s: Split(task, s) for s in SPLITS}
 
-    # raw log-mels first (the identity normalisation), then the training set's statistics
+    # normalisation: the statistics of the raw log-mels (identity normalisation), or the saved
+    # config's when resuming (they define the run)
     wanted = base_config(args, task.labels)
-    raw = wanted.replace(normalization="mean_std", norm_mean=0.0, norm_std=0.5)
-    embedder = ASTEmbedder(AST(raw)).to(info.device)
     t0 = time.perf_counter()
-    data = {s: encode_split(task, s, embedder, batch_size=64) for s in SPLITS}
-    x_tr = data["train"][0]
-    stats = {k: float(f"{v:.6g}") for k, v in (("norm_mean", x_tr.mean().item()),
-                                               ("norm_std", x_tr.std().item()),
-                                               ("norm_min", x_tr.min().item()),
-                                               ("norm_max", x_tr.max().item()))}
+    state = training.load_training_state(resume_from) if resume_from is not None else None
+    if state is not None and isinstance(state["extra"].get("config"), dict):
+        saved = ASTConfig.from_dict(state["extra"]["config"])
+        stats = {k: getattr(saved, k) for k in ("norm_mean", "norm_std", "norm_min", "norm_max")}
+    else:
+        raw = ASTEmbedder(AST(wanted.replace(normalization="mean_std", norm_mean=0.0,
+                                             norm_std=0.5))).to(info.device)
+        stats = log_mel_statistics(splits["train"], raw, n_clips=args.norm_clips,
+                                   workers=args.workers)
+        del raw
     config = wanted.replace(**stats)
-    data = {s: (normalize(x, config), y) for s, (x, y) in data.items()}
-    del embedder, x_tr
-    training.log(f"{task.name}: " + ", ".join(f"{s} {len(d[1])}" for s, d in data.items())
+    training.log(f"{task.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items())
                  + f" clips, {len(task.labels)} {'multilabel' if multilabel else 'multiclass'} "
-                   f"classes, log-mels {tuple(data['train'][0].shape[1:])} in "
-                   f"{time.perf_counter() - t0:.1f} s; {info.world_size} process(es) on "
-                   f"{info.device}")
+                   f"classes, log-mel statistics in {time.perf_counter() - t0:.1f} s; "
+                   f"{info.world_size} process(es) on {info.device}")
 
     training.seed_everything(args.seed)  # same initial weights on every rank
     model = AST(config).to(info.device)
@@ -314,9 +358,13 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     training.log(f"AST {args.pe}: {num_parameters(model):,} parameters"
                  + (f", initialised from {args.imagenet}" if init else ""))
     training.seed_everything(args.seed, info.rank)  # per-rank streams: masks, mixup, dropout
+    embedder = ASTEmbedder(model).to(info.device)
+    stream = TrainStream(splits["train"], embedder, multilabel=multilabel, args=args, info=info)
+    evaluators = {s: Evaluator(splits[s], embedder, multilabel=multilabel,
+                               batch_size=args.batch_size, workers=args.workers, info=info)
+                  for s in ("valid", "test")}
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    per_rank = args.batch_size // info.world_size
-    steps_per_epoch = math.ceil(math.ceil(len(data["train"][1]) / info.world_size) / per_rank)
+    steps_per_epoch = stream.stream.steps_per_epoch()
     scheduler = training.WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
         total_steps=args.epochs * steps_per_epoch, decay=args.decay)
@@ -324,10 +372,10 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     start_epoch, step, best, best_epoch, elapsed = 0, 0, None, 0, 0.0
     swa: Optional[Dict[str, Tensor]] = None
     swa_count = 0
-    if resume_from is not None:
-        state = training.resume(resume_from, {"config": config.to_dict()}, model=model,
-                                optimizer=optimizer, scheduler=scheduler, info=info,
-                                seed=args.seed)
+    key = {"config": config.to_dict(), "balanced": args.balanced, "crop": args.crop}
+    if state is not None:
+        state = training.resume(resume_from, key, model=model, optimizer=optimizer,
+                                scheduler=scheduler, info=info, seed=args.seed)
         start_epoch, step = state["epoch"], state["step"]
         best, best_epoch = state["best_metric"], state["extra"]["best_epoch"]
         elapsed = state["extra"]["elapsed_s"]
@@ -336,76 +384,100 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             training.log("note: the averaged epochs fall outside the new last --swa-epochs: "
                          "the average starts over")
             swa, swa_count = None, 0
+    position = training.EpochPosition.from_state(state)
     metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    ddp = training.wrap_ddp(model, info)
-    features = augmented_features(args, task, data["train"][0], config, info.device)
+    def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
+        rngs = training.all_gather_objects(training.rng_state(info.device))
+        if info.is_main:
+            training.save_training_state(
+                run_dir.last, model=model, optimizer=optimizer, scheduler=scheduler,
+                epoch=epoch_done, step=at_step, rng=rngs, best_metric=best,
+                extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed,
+                       "epochs": args.epochs, "world_size": info.world_size, "swa": swa,
+                       "swa_count": swa_count, "in_epoch": at.to_dict()})
+
+    forward = training.compiled(training.wrap_ddp(model, info), args.compile)
+    stepper = training.Stepper(forward, optimizer, scheduler, clip_value=args.clip_value)
+    stopped = False
     for epoch in range(start_epoch, args.epochs):
+        if training.stop_now(step, args):
+            stopped = True
+            break
         t1 = time.perf_counter()
-        train_loss, steps, lr = train_one_epoch(
-            ddp, features, data["train"][1], optimizer=optimizer, scheduler=scheduler, multilabel=multilabel,
-            n_classes=len(task.labels), args=args, info=info, epoch=epoch)
-        step += steps
-        valid_loss, valid_score = evaluate(model, *data["valid"], multilabel=multilabel,
-                                           batch_size=args.batch_size)
+        forward.train()
+        position, step, lr, complete = training.train_epoch(
+            stream.stream.epoch(epoch, position.steps), stepper, stream.loss_of(forward),
+            args=args, epoch=epoch, steps_per_epoch=steps_per_epoch, position=position,
+            step=step, save=lambda at_step, at: save_state(epoch, at, at_step))
+        elapsed += time.perf_counter() - t1
+        if not complete:
+            stopped = True
+            break
+        train_loss = training.epoch_means(position)[0].item()
+        position = training.EpochPosition()
+        valid_loss, valid_score = evaluators["valid"](model)
         if epoch >= args.epochs - args.swa_epochs:  # stochastic weight averaging
             weights = {k: v.detach().double().cpu() for k, v in model.state_dict().items()}
             swa = weights if swa is None else {k: swa[k] + weights[k] for k in swa}
             swa_count += 1
         seconds = time.perf_counter() - t1
-        elapsed += seconds
         if best is None or valid_score > best:
             best, best_epoch = valid_score, epoch + 1
             if info.is_main:
                 save_encoder(out / BEST, model, provenance={
                     "epoch": best_epoch, "valid_score": valid_score,
                     "task_dir": str(args.task_dir)})
-        rngs = training.all_gather_objects(training.rng_state(info.device))
         if metrics is not None:
             metrics.append({"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss,
                             "valid_loss": valid_loss, "valid_score": valid_score,
                             "time_s": seconds})
             training.plot_curves(metrics.rows, run_dir.curves, CURVES)
-            training.save_training_state(
-                run_dir.last, model=model, optimizer=optimizer, scheduler=scheduler,
-                epoch=epoch + 1, step=step, rng=rngs, best_metric=best,
-                extra={"config": config.to_dict(), "best_epoch": best_epoch, "elapsed_s": elapsed,
-                       "epochs": args.epochs, "world_size": info.world_size, "swa": swa,
-                       "swa_count": swa_count})
+        save_state(epoch + 1, position, step)
         training.log(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} | valid loss "
                      f"{valid_loss:.4f} {'mAP' if multilabel else 'acc'} {valid_score:.4f} | "
                      f"{seconds:.1f} s")
+    if stopped:
+        training.log(f"--max-steps {args.max_steps}: stopped at step {step}; rerun without it "
+                     f"to continue from {run_dir.last}")
 
     digest = training.check_replicas_identical(model)
+    if best is None and info.is_main:  # stopped before the first epoch ended: the weights now
+        save_encoder(out / BEST, model, provenance={"step": step, "task_dir": str(args.task_dir)})
     training.barrier()  # best.pt is complete before any rank reads it
     scores: Dict[str, Any] = {}
-    best_sd = checkpoint.load_checkpoint(out / BEST, FAMILY)["state_dict"]
-    model.load_state_dict(best_sd, strict=True)
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(checkpoint.load_checkpoint(out / BEST, FAMILY)["state_dict"],
+                          strict=True)
     for split in ("valid", "test"):
-        scores[f"best_epoch_{split}"] = evaluate(model, *data[split], multilabel=multilabel,
-                                                 batch_size=args.batch_size)[1]
-    if swa is not None and args.swa_epochs > 0:
-        ref = model.state_dict()
-        model.load_state_dict({k: (swa[k] / swa_count).to(ref[k].dtype) for k in ref}, strict=True)
+        scores[f"best_epoch_{split}"] = evaluators[split](model)[1]
+    if args.swa_epochs == 0:
+        shipped = f"best-valid epoch {best_epoch}"
+    elif swa_count:
+        model.load_state_dict({k: (swa[k] / swa_count).to(v.dtype) for k, v in current.items()})
+        shipped = f"mean of the last {swa_count} epochs (SWA)"
+    else:  # stopped by --max-steps before the averaged epochs
+        model.load_state_dict(current)
+        shipped = f"the weights at step {step} (--max-steps)"
     for split in ("valid", "test"):
-        scores[split] = evaluate(model, *data[split], multilabel=multilabel,
-                                 batch_size=args.batch_size)[1]
+        scores[split] = evaluators[split](model)[1]
     metric = "mAP" if multilabel else "top1_acc"
     provenance = {
         "trainer": __name__, "command": shlex.join(sys.argv),
         "task_dir": str(Path(args.task_dir).resolve()), "task": task.name,
-        "clips": {s: len(d[1]) for s, d in data.items()}, "metric": metric,
-        "epochs": max(start_epoch, args.epochs), "best_epoch": best_epoch,
-        "weights": f"mean of the last {swa_count} epochs (SWA)" if args.swa_epochs else
-                   f"best-valid epoch {best_epoch}",
+        "clips": {s: len(d) for s, d in splits.items()}, "metric": metric,
+        "evaluation": "whole clips, every window (the HEAR scene embedding), then the head",
+        "epochs": max(start_epoch, args.epochs), "steps": step, "best_epoch": best_epoch,
+        "weights": shipped,
         f"valid_{metric}": scores["valid"], f"test_{metric}": scores["test"],
         f"best_epoch_valid_{metric}": scores["best_epoch_valid"],
         f"best_epoch_test_{metric}": scores["best_epoch_test"],
         "parameters": num_parameters(model), "seed": args.seed, "imagenet_init": init,
         "train_time_s": round(elapsed, 1), "world_size": info.world_size,
-        "device": info.device.type, "last_epoch_weights_sha256": digest,
+        "device": info.device.type, "precision": args.precision,
+        "last_weights_sha256": digest,
         "torch_version": str(torch.__version__), "hear_suite_version": __version__,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "args": training.plain_args(args),
