@@ -443,8 +443,9 @@ def test_shipped_weights(name, pe):
 
 
 def test_torchrun_two_cpu_processes(tmp_path):
-    """DDP: the global batch is split over 2 processes, the replicas stay bit-identical (the
-    trainer raises otherwise) and the shipped file records the world size."""
+    """DDP: the global batch is split over 2 processes (each with a reader process), the
+    replicas stay bit-identical (the trainer raises otherwise) and the shipped file records the
+    world size."""
     repo = Path(__file__).resolve().parent.parent
     task = write_mixture_task(tmp_path / "tasks")
     out = tmp_path / "ddp"
@@ -452,7 +453,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         [str(repo), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "hear_suite.cli", "train", "ast", "--task-dir", str(task), "--out", str(out),
-           *TRAIN_FAST, "--epochs", "2", "--device", "cpu"]
+           *TRAIN_FAST, "--epochs", "2", "--device", "cpu", "--workers", "1"]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     prov = load_checkpoint_provenance(out / "ast_conditional.pt")

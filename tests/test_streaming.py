@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from hear_suite import cli, data, training
 from hear_suite.tasks import TaskWriter
 
 SR = 16000
+REPO = Path(__file__).resolve().parent.parent
 
 
 def write_long_clip_task(root: Path, *, seed: int = 0) -> Path:
@@ -269,6 +271,13 @@ def test_max_steps_writes_loadable_weights(long_task, tmp_path):
     state = last_weights(out)
     assert torch.equal(model.encoder.state_dict()["head.weight"], state["head.weight"])
     assert ast.get_scene_embeddings(torch.zeros(2, SR), model).shape == (2, 32)
+    # --evaluate scores a weights file the way training did
+    train("ast", long_task, tmp_path / "scores", "--evaluate", str(out / "ast_conditional.pt"))
+    scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert scores["valid_mAP"] == pytest.approx(prov["valid_mAP"], abs=1e-6)
+    assert scores["test_mAP"] == pytest.approx(prov["test_mAP"], abs=1e-6)
+    with pytest.raises(SystemExit, match="not the 3 labels"):
+        train("ast", long_task, tmp_path / "bad", "--evaluate", str(REPO / "weights" / "ast_real.pt"))
 
 
 def test_gradient_accumulation_matches_one_big_batch(toy_task, tmp_path):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shlex
 import sys
 import time
@@ -109,6 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "mel filterbank (seed 003: --freq-mask-width 64 --time-mask-width 100)")
     g.add_argument("--swa-epochs", type=int, default=5,
                    help="ship the mean of the last N epochs' weights (0: the best-valid epoch)")
+    parser.add_argument("--evaluate", type=Path, default=None, metavar="WEIGHTS",
+                        help="train nothing: score an AST weights file on the task's valid and "
+                             "test splits as training does (whole clips) into OUT/scores.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +315,33 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return training.run_distributed(args, check_args, run)
+    return training.run_distributed(args, check_args, evaluate_weights if args.evaluate else run)
+
+
+def evaluate_weights(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
+    """``--evaluate WEIGHTS``: valid and test scores of a weights file whose labels are the
+    task's, written to ``OUT/scores.json``."""
+    from hear_suite.ast.io import load_encoder
+    from hear_suite.tasks import write_atomic
+
+    model = load_encoder(args.evaluate).to(info.device)
+    task = open_task(args.task_dir, model.config.sample_rate)
+    if tuple(model.config.labels) != tuple(task.labels):
+        raise SystemExit(f"--evaluate {args.evaluate}: its {len(model.config.labels)} labels are "
+                         f"not the {len(task.labels)} labels of {task.name}")
+    multilabel = task.metadata["prediction_type"] == MULTILABEL
+    embedder = ASTEmbedder(model).to(info.device)
+    metric = "mAP" if multilabel else "top1_acc"
+    scores: Dict[str, Any] = {"weights": str(args.evaluate), "task": task.name,
+                              "evaluation": "whole clips, every window, then the head"}
+    for split in ("valid", "test"):
+        evaluator = Evaluator(Split(task, split), embedder, multilabel=multilabel,
+                              batch_size=args.batch_size, workers=args.workers, info=info)
+        scores[f"{split}_{metric}"] = evaluator(model)[1]
+        training.log(f"{split} {metric} {scores[f'{split}_{metric}']:.4f}")
+    if info.is_main:
+        write_atomic(Path(args.out) / "scores.json", json.dumps(scores, indent=2) + "\n")
+    return scores
 
 
 def base_config(args: argparse.Namespace, labels: List[str]) -> ASTConfig:
