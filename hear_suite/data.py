@@ -38,14 +38,26 @@ Draw = Tuple[int, int]  # (clip index, draw id)
 def read_segment(path: Path, start: int, length: int, sample_rate: int) -> np.ndarray:
     """Samples ``start .. start + length`` of a wav file as float32 mono ``(length,)``; positions
     before the start or after the end of the file are zeros. Reads only the overlap."""
-    with sf.SoundFile(str(path)) as f:
-        if f.samplerate != sample_rate:
-            raise ValueError(f"{path} is at {f.samplerate} Hz, expected {sample_rate} Hz")
-        out = np.zeros(length, dtype=np.float32)
-        lo, hi = max(0, start), min(f.frames, start + length)
-        if hi > lo:
-            f.seek(lo)
-            out[lo - start:hi - start] = f.read(hi - lo, dtype="float32", always_2d=True).mean(1)
+    with open_wav(path, sample_rate) as f:
+        return read_open(f, start, length)
+
+
+def open_wav(path: Path, sample_rate: int) -> sf.SoundFile:
+    """``path`` opened for reading; ``ValueError`` unless it is at ``sample_rate``."""
+    f = sf.SoundFile(str(path))
+    if f.samplerate != sample_rate:
+        f.close()
+        raise ValueError(f"{path} is at {f.samplerate} Hz, expected {sample_rate} Hz")
+    return f
+
+
+def read_open(f: sf.SoundFile, start: int, length: int) -> np.ndarray:
+    """:func:`read_segment` of an open file."""
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(0, start), min(f.frames, start + length)
+    if hi > lo:
+        f.seek(lo)
+        out[lo - start:hi - start] = f.read(hi - lo, dtype="float32", always_2d=True).mean(1)
     return out
 
 
@@ -87,25 +99,22 @@ class Crop:
 
 
 class CroppedClips(Dataset):
-    """``dataset[(i, draw)]`` -> the crop of clip ``i`` for draw id ``draw``: ``(window,)``
-    float32. ``lengths`` (samples per clip) may be given to skip reading headers."""
+    """``dataset[(i, draw)]`` -> ``(i, the crop of clip i for draw id draw (window,) float32)``;
+    the file is opened once, its header gives the clip's length."""
 
-    def __init__(self, paths: Sequence[Path], crop: Crop, sample_rate: int,
-                 lengths: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, paths: Sequence[Path], crop: Crop, sample_rate: int) -> None:
         self.paths = [Path(p) for p in paths]
         self.crop = crop
         self.sample_rate = sample_rate
-        self.lengths = list(lengths) if lengths is not None else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, key: Draw) -> Tuple[int, Tensor]:
         i, draw = key
-        n = self.lengths[i] if self.lengths is not None else num_frames(self.paths[i])
-        start = self.crop.start(n, np.random.default_rng(draw))
-        audio = read_segment(self.paths[i], start, self.crop.window, self.sample_rate)
-        return i, torch.from_numpy(audio)
+        with open_wav(self.paths[i], self.sample_rate) as f:
+            start = self.crop.start(f.frames, np.random.default_rng(draw))
+            return i, torch.from_numpy(read_open(f, start, self.crop.window))
 
 
 class WholeClips(Dataset):
@@ -119,8 +128,8 @@ class WholeClips(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tuple[int, Tensor]:
-        n = num_frames(self.paths[i])
-        return i, torch.from_numpy(read_segment(self.paths[i], 0, n, self.sample_rate))
+        with open_wav(self.paths[i], self.sample_rate) as f:
+            return i, torch.from_numpy(read_open(f, 0, f.frames))
 
 
 def equal_length_batches(lengths: Sequence[int], indices: Sequence[int], batch_size: int

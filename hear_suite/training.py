@@ -465,8 +465,9 @@ class Stepper:
         sums: List[Tensor] = []
         for k, micro in enumerate(group):
             last = k == len(group) - 1
-            no_sync = isinstance(self.model, nn.parallel.DistributedDataParallel) and not last
-            with self.model.no_sync() if no_sync else nullcontext():
+            ddp = getattr(self.model, "_orig_mod", self.model)  # under torch.compile
+            no_sync = isinstance(ddp, nn.parallel.DistributedDataParallel) and not last
+            with ddp.no_sync() if no_sync else nullcontext():
                 loss, n, extra = loss_of(micro)
                 # The group's example count is known only after the last micro-batch: weight
                 # each loss by its examples now, divide the summed gradient by the total below.
