@@ -515,7 +515,8 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     if info.is_main:
         save_encoder(out / weights_name, model, provenance=provenance)
     training.barrier()
-    training.log(f"{weights_name}: valid {metric} {scores['valid']:.4f}, test {metric} "
-                 f"{scores['test']:.4f} (best epoch {best_epoch}: valid "
-                 f"{scores['best_epoch_valid']:.4f}, test {scores['best_epoch_test']:.4f})")
+    training.log(f"{weights_name} ({shipped}): valid {metric} {scores['valid']:.4f}, test "
+                 f"{metric} {scores['test']:.4f}" + (
+                     f" (best epoch {best_epoch}: valid {scores['best_epoch_valid']:.4f}, test "
+                     f"{scores['best_epoch_test']:.4f})" if best_epoch else ""))
     return provenance

@@ -320,6 +320,6 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     if info.is_main:
         save_encoder(out / WEIGHTS, model, provenance=provenance)
     training.barrier()
-    training.log(f"best epoch {best_epoch}: valid top-1 {valid_acc:.4f}, test top-1 "
-                 f"{test_acc:.4f} -> {out / WEIGHTS}")
+    training.log((f"best epoch {best_epoch}" if best_epoch else f"the weights at step {step}")
+                 + f": valid top-1 {valid_acc:.4f}, test top-1 {test_acc:.4f} -> {out / WEIGHTS}")
     return provenance
