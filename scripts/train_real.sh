@@ -3,7 +3,7 @@
 # evaluate them next to the log-mel floor (results/real_suite.md). Every step resumes: corpora
 # that exist are kept, trainers resume from OUT/last.pt, heareval steps from their done-markers.
 # About 1.5 h on 2 CPU cores, from the parts measured for the shipped files: corpora ~13 min
-# (keywords ~6, general ~5), the three trainers in parallel ~40 min (the AST's 2,309 s is the
+# (keywords ~6, general ~5), the three trainers in parallel ~41 min (the AST's 2,438 s is the
 # longest), the evaluation ~34 min (embedding + probes: kwmlp 716 s, bagofcodes 414 s, ast
 # 597 s, the floor 294 s; results/real_suite.json "seconds").
 # Environment: DATA (default data), RUNS (default runs), SKIP_SETUP=1 to skip the install.
@@ -32,7 +32,7 @@ hs() { python3 -m hear_suite.cli "$@"; }
 export OMP_NUM_THREADS=1
 hs train ast --task-dir "$DATA/real/real_multitask-v1-full" --out "$RUNS/ast_multi" \
   --preset medium --pe conditional --epochs 20 --swa-epochs 5 --warmup-epochs 2 --lr 1e-3 \
-  --seed 0 > "$RUNS/ast_multi.log" 2>&1 &
+  --seed 0 --workers 1 > "$RUNS/ast_multi.log" 2>&1 &
 hs train kwmlp --task-dir "$DATA/kwunion/keywords_real-v1-full" --out "$RUNS/kwmlp_union" \
   --epochs 30 --warmup-epochs 3 --seed 0 > "$RUNS/kwmlp_union.log" 2>&1 &
 hs train bagofcodes --audio "$DATA/real/real_pool" "$DATA/general-v1-full" --out "$RUNS/boc_real" \
