@@ -1,6 +1,8 @@
 """hear_suite.bagofcodes: histogram invariants, cumulative-sum windows against direct counting,
 determinism, edges and short clips, checkpoints and options, bad input, the shipped weights, and
-the trainer (outputs, exact resume, two torchrun processes)."""
+the trainer (outputs; exact resume at epoch ends and mid-epoch; the log-mel cache: contents,
+reuse, rebuild; step batches as pure functions of their key; the streamed k-means sample;
+--accumulate, bf16; bad flags; two torchrun processes)."""
 from __future__ import annotations
 
 import os
@@ -15,8 +17,11 @@ import torch
 import hear_suite.bagofcodes as boc
 from hear_suite import checkpoint, cli, training
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder, windowed_counts
+from hear_suite.bagofcodes import cache as boc_cache
+from hear_suite.bagofcodes import train as T
 from hear_suite.bagofcodes.io import load_bagofcodes, save_bagofcodes
-from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig, view_vectors
+from hear_suite.bagofcodes.model import (VIEWS, BagOfCodes, BagOfCodesConfig, build_frontend,
+                                         view_vectors)
 from hear_suite.tasks import TaskWriter
 
 SR = 16000
@@ -226,18 +231,22 @@ FAST = ["--width", "16", "--codebook-size", "8", "--steps-per-epoch", "3", "--ba
         "--kmeans-vectors", "500", "--workers", "0"]
 
 
-@pytest.fixture(scope="module")
-def wav_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("wavs")
+def write_toy_task(root: Path, pitch_shift: int = 0) -> Path:
+    """Eight clips of 0.6 to 3.4 s (tones and noise; the first shorter than the 1 s unit)."""
     rng = np.random.default_rng(0)
     with TaskWriter(root, task_name="toy", embedding_type="scene", prediction_type="multilabel",
                     sample_duration=None, evaluation=["mAP"]) as w:
         for i, split in enumerate(["train"] * 6 + ["valid", "test"]):
             t = np.arange(int(SR * (0.6 + 0.4 * i))) / SR
-            audio = (0.3 * np.sin(2 * np.pi * (200 + 300 * i) * t)
+            audio = (0.3 * np.sin(2 * np.pi * (200 + 300 * i + pitch_shift) * t)
                      + 0.05 * rng.standard_normal(len(t)))
             w.add(split, f"c{i}", audio, ["a" if i % 2 else "b"])
     return w.path
+
+
+@pytest.fixture(scope="module")
+def wav_dir(tmp_path_factory) -> Path:
+    return write_toy_task(tmp_path_factory.mktemp("wavs"))
 
 
 def train(audio: Path, out: Path, *extra: str) -> None:
@@ -245,23 +254,224 @@ def train(audio: Path, out: Path, *extra: str) -> None:
                      *FAST, *extra]) == 0
 
 
-def test_train_outputs_and_exact_resume(wav_dir, tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(wav_dir, straight, "--epochs", "2")
+@pytest.fixture(scope="module")
+def straight(wav_dir, tmp_path_factory) -> Path:
+    """An uninterrupted two-epoch run."""
+    out = tmp_path_factory.mktemp("straight")
+    train(wav_dir, out, "--epochs", "2")
+    return out
+
+
+def last_weights(run: Path):
+    return training.load_training_state(run / "last.pt")["model"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical weights in last.pt and equal metrics rows (but the wall times)."""
+    wa, wb = last_weights(a), last_weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = [[{k: v for k, v in r.items() if k != "time_s"}
+             for r in training.MetricsLog(run / "metrics.csv").rows] for run in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) == 2
+
+
+def test_train_outputs_and_exact_resume(wav_dir, straight, tmp_path):
+    resumed = tmp_path / "resumed"
     train(wav_dir, resumed, "--epochs", "1", "--warmup-epochs", "1")
     train(wav_dir, resumed, "--epochs", "2", "--warmup-epochs", "1")
     assert (straight / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (straight / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "valid_fenv" in rows[0]
-    a = training.load_training_state(straight / "last.pt")["model"]
-    b = training.load_training_state(resumed / "last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(straight, resumed)
     model = boc.load_model(str(straight / "bagofcodes.pt"))
     assert model.config.codebook_size == 8
     scene = boc.get_scene_embeddings(noise(2, SR * 2), model)
     assert torch.allclose(per_view(scene), torch.tensor(PER_SECOND, dtype=torch.float32))
     prov = checkpoint.load_checkpoint(straight / "bagofcodes.pt", "bagofcodes")["provenance"]
     assert prov["clips"] == 8 and set(prov["kmeans"]) == set(VIEWS)
+    assert prov["epochs"] == 2 and prov["steps"] == 6
+
+
+def test_mid_epoch_resume_equals_an_uninterrupted_run(wav_dir, straight, tmp_path):
+    """Stopped by --max-steps inside epoch 1 and again inside epoch 2 (drawn by 2 workers the
+    second time, with a mid-epoch last.pt every 2 steps), then finished: the same weights and
+    metrics as the run that never stopped; each stop leaves loadable weights."""
+    run = tmp_path / "interrupted"
+    train(wav_dir, run, "--epochs", "2", "--max-steps", "2")
+    state = training.load_training_state(run / "last.pt")
+    assert (state["epoch"], state["step"], state["extra"]["in_epoch"]["steps"]) == (0, 2, 2)
+    assert not (run / "metrics.csv").exists()  # no epoch ended
+    prov = checkpoint.load_checkpoint(run / "bagofcodes.pt", "bagofcodes")["provenance"]
+    assert (prov["steps"], prov["epochs"]) == (2, 0)
+    assert boc.get_scene_embeddings(noise(1, SR), boc.load_model(str(run / "bagofcodes.pt"))
+                                    ).shape == (1, 4 * 8)
+    train(wav_dir, run, "--epochs", "2", "--max-steps", "4", "--workers", "2",
+          "--checkpoint-every", "2")
+    assert training.load_training_state(run / "last.pt")["step"] == 4
+    train(wav_dir, run, "--epochs", "2")
+    assert_same_run(straight, run)
+
+
+def test_log_mel_cache_reused_on_resume_and_rebuilt_when_the_audio_changes(tmp_path):
+    audio = write_toy_task(tmp_path / "audio")
+    run = tmp_path / "run"
+    data_file, index_file = run / boc_cache.DATA, run / boc_cache.INDEX
+
+    def stamp():
+        return [(p.stat().st_ino, p.stat().st_mtime_ns) for p in (data_file, index_file)]
+
+    train(audio, run, "--epochs", "1")
+    first = stamp()
+    train(audio, run, "--epochs", "2")  # resumes: same files, same frontend
+    assert stamp() == first
+    write_toy_task(tmp_path / "audio", pitch_shift=50)  # same names, other sounds
+    with pytest.raises(SystemExit, match="another model or data; use --restart"):
+        train(audio, run, "--epochs", "2")
+    rebuilt = stamp()
+    assert rebuilt[0] != first[0] and rebuilt[1] != first[1]
+    train(audio, run, "--epochs", "1", "--restart")
+    assert stamp() == rebuilt
+
+
+def test_log_mel_cache_holds_the_frontend_output(wav_dir, tmp_path):
+    """Every clip's frames as the frontend computes them (to float16 precision), by blocks or
+    whole; windows are slices of them; statistics are those of the stored values."""
+    config = BagOfCodesConfig(width=16)
+    files = T.audio_files([wav_dir])
+    frontend = build_frontend(config)
+    mels, built = boc_cache.open_or_build(tmp_path, files, config, frontend,
+                                          device=torch.device("cpu"), workers=0, is_main=True)
+    assert built and len(mels) == len(files) == 8
+    stored = []
+    for i, path in enumerate(files):
+        audio = torch.from_numpy(boc_cache.read_audio(path, SR))
+        want = boc_cache.clip_log_mel(audio, frontend, config, torch.device("cpu"))
+        blocks = boc_cache.clip_log_mel(audio, frontend, config, torch.device("cpu"),
+                                        block_frames=7)
+        assert torch.allclose(blocks, want, atol=1e-4)
+        assert want.shape[1] == mels.frames[i] == max(100, (len(audio) - 480) // 160 + 1)
+        got = mels.clip(i)
+        assert np.allclose(got.T, want.numpy(), atol=0.01, rtol=0)
+        assert np.array_equal(mels.windows(np.array([i, i]), np.array([3, 50]), 10),
+                              np.stack([got[3:13], got[50:60]]))
+        stored.append(got.astype(np.float64))
+    values = np.concatenate(stored)
+    train_ids = np.arange(1, 8)
+    mean, std = mels.statistics(train_ids)
+    assert np.isclose(mean, np.concatenate(stored[1:]).mean(), rtol=1e-12)
+    assert np.isclose(std, np.concatenate(stored[1:]).std(ddof=1), rtol=1e-9)
+    assert np.isclose(mels.statistics(np.arange(8))[0], values.mean(), rtol=1e-12)
+    with pytest.raises(IndexError, match="outside clip"):
+        mels.read(3, int(mels.frames[3]) - 5, 10)
+    again, built = boc_cache.open_or_build(tmp_path, files, config, frontend,
+                                           device=torch.device("cpu"), workers=0, is_main=True)
+    assert not built and np.array_equal(again.offsets, mels.offsets)
+
+
+def test_step_batches_are_pure_functions_of_their_key(wav_dir, tmp_path):
+    config = BagOfCodesConfig(width=16)
+    mels, _ = boc_cache.open_or_build(tmp_path, T.audio_files([wav_dir]), config,
+                                      build_frontend(config), device=torch.device("cpu"),
+                                      workers=0, is_main=True)
+    clips = np.arange(1, 8)
+
+    def batches(accumulate: int, rank: int = 0):
+        return T.StepBatches(mels, clips, config, mean=-5.0, std=3.0, micro=12 // accumulate,
+                             accumulate=accumulate, seed=0, rank=rank)
+
+    one, two = batches(1)[(0, 5)], batches(2)[(0, 5)]
+    assert len(one) == 1 and len(two) == 2
+    for v in VIEWS:
+        assert one[0][v].shape == (12, config.input_dims[v]) and one[0][v].dtype == torch.float32
+        assert torch.equal(batches(1)[(0, 5)][0][v], one[0][v])      # drawn again: the same
+        assert torch.equal(torch.cat([two[0][v], two[1][v]]), one[0][v])  # --accumulate splits
+        for other in (batches(1)[(0, 6)], batches(1)[(1, 5)], batches(1, rank=1)[(0, 5)]):
+            assert not torch.equal(other[0][v], one[0][v])
+
+
+def test_bottom_k_is_a_sample_of_the_smallest_keys_however_chunked():
+    """The 50 rows of the smallest keys, whichever the chunks; rows whose key is already too
+    large are not asked for."""
+    rows = np.arange(1000, dtype=np.float32)[:, None] * np.ones((1, 3), dtype=np.float32)
+    keys = np.random.default_rng(7).random(1000)
+    samples = []
+    for cuts in ([], [1, 2, 500], list(range(37, 1000, 37))):
+        s, added = T.BottomK(50, np.random.default_rng(7)), 0
+        for part in np.split(rows, cuts):
+            picked = s.candidates(len(part))
+            s.add(part[picked])
+            added += len(picked)
+        samples.append(s.sample())
+    assert all(np.array_equal(samples[0], s) for s in samples[1:])
+    assert added < 400  # in small chunks, most rows are never computed (about 50 (1 + ln 20))
+    assert np.array_equal(samples[0][:, 0], np.argsort(keys)[:50])
+    few = T.BottomK(50, np.random.default_rng(0))
+    few.add(rows[:20][few.candidates(20)])
+    assert sorted(few.sample()[:, 0].tolist()) == list(range(20))
+
+
+def test_bottleneck_vectors_in_chunks_equal_all_at_once(random_model):
+    """k-means' vectors are encoded a run of positions at a time: the same as all at once."""
+    config = random_model.config
+    g = torch.Generator().manual_seed(1)
+    specs = [torch.randn(96, 437, generator=g), torch.randn(96, 100, generator=g)]
+    for v in VIEWS:
+        z = T.bottleneck_vectors(random_model.encoders, specs, config, v, batch=37)
+        with torch.no_grad():
+            want = torch.cat([random_model.encoders[v](view_vectors(
+                s[None], config, v, 10).reshape(-1, config.input_dims[v])) for s in specs])
+        # equal up to the matmul's blocking, which may differ with the number of rows
+        assert z.dtype == np.float64 and np.allclose(z, want.double().numpy(), atol=1e-6, rtol=0)
+
+
+def test_accumulate_splits_each_step_into_micro_batches(wav_dir, tmp_path):
+    """Without dropout, two micro-batches of 8 give the step of one batch of 16 (the same
+    vectors), up to float rounding."""
+    runs = {}
+    for k in ("1", "2"):
+        runs[k] = tmp_path / f"accumulate{k}"
+        train(wav_dir, runs[k], "--epochs", "1", "--dropout", "0", "--accumulate", k)
+    a, b = last_weights(runs["1"]), last_weights(runs["2"])
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert len(training.MetricsLog(runs["2"] / "metrics.csv").rows) == 1
+
+
+def test_bf16_precision_trains_float32_weights(wav_dir, tmp_path):
+    out = tmp_path / "bf16"
+    train(wav_dir, out, "--epochs", "1", "--precision", "bf16")
+    row = training.MetricsLog(out / "metrics.csv").rows[0]
+    assert all(np.isfinite(row[f"{s}_{v}"]) for s in ("train", "valid") for v in VIEWS)
+    assert all(t.dtype == torch.float32 for t in last_weights(out).values())
+    prov = checkpoint.load_checkpoint(out / "bagofcodes.pt", "bagofcodes")["provenance"]
+    assert prov["precision"] == "bf16"
+    scene = boc.get_scene_embeddings(noise(1, SR), boc.load_model(str(out / "bagofcodes.pt")))
+    assert scene.dtype == torch.float32 and torch.isfinite(scene).all()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--accumulate", "3"], "--batch-size 16 must be a positive multiple of the number of "
+                            "processes x --accumulate"),
+    (["--max-steps", "0"], "--max-steps must be >= 1"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--valid-fraction", "1"], "--valid-fraction must be in"),
+    (["--kmeans-vectors", "4"], "--kmeans-vectors must be >= --codebook-size"),
+    (["--width", "0"], "width must be positive"),
+    (["--steps-per-epoch", "0"], "--steps-per-epoch >= 1"),
+])
+def test_bad_flags_are_refused_before_any_work(wav_dir, tmp_path, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        train(wav_dir, tmp_path / "bad", *flags)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_bad_inputs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train(tmp_path, tmp_path / "out", "--precision", "fp16")
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .wav files"):
+        train(tmp_path / "empty", tmp_path / "out")
 
 
 def test_torchrun_two_cpu_processes(wav_dir, tmp_path):
@@ -275,6 +485,7 @@ def test_torchrun_two_cpu_processes(wav_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     prov = checkpoint.load_checkpoint(out / "bagofcodes.pt", "bagofcodes")["provenance"]
     assert prov["world_size"] == 2
+    assert len(training.load_training_state(out / "last.pt")["rng"]) == 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,21 +2,41 @@
 
     hear-suite make-corpus general --out data --clips 1200      # speech, music, noise, events
     hear-suite train bagofcodes --audio data/general-v1-full --out RUN [--width 2048 ...]
+    hear-suite train bagofcodes --audio data/general-v1-full --out RUN --max-steps 30  # smoke run
     torchrun --nproc_per_node=N -m hear_suite.cli train bagofcodes --audio ... --out RUN
 
-Stage 1, autoencoders (DDP under torchrun): the clips' log-mel spectrograms are computed once on
-the device and standardised with their global mean and standard deviation (stored in the model).
-Every step draws, for each of the four views, ``--batch-size`` vectors at random positions (random
-clip, start frame and, for ``pat``/``fenv``, start mel bin: the paper's sampling), and takes one
-AdamW step on the sum of the four mean-squared reconstruction errors (dropout 0.5 in encoder and
-decoder). An "epoch" is ``--steps-per-epoch`` steps; the per-view MSE on a fixed set of vectors
-from held-out clips is logged each epoch (``metrics.csv``, ``curves.png``) and ``last.pt`` is
-written (a rerun resumes from it, bit-identically with the same number of processes).
+Log-mel cache: every clip's raw log-mel spectrogram is computed once (the frontend on the
+training device, the files read by ``--workers`` processes) into ``RUN/logmel.f16`` (float16,
+time-major) with its index ``RUN/logmel.pt`` (:mod:`hear_suite.bagofcodes.cache`). A rerun with
+the same files (paths, sizes, modification times) and frontend reuses it, otherwise it is
+rebuilt; under torchrun rank 0 builds it while the other ranks wait. One clip in
+``1 / --valid-fraction`` is held out. The spectrograms are standardised with the global mean and
+standard deviation of the training clips' values (float64 sums taken while building; stored in
+the model).
 
-Stage 2, code books (rank 0): every clip's view vectors on a 10-frame grid are encoded, at most
-``--kmeans-vectors`` per view are drawn, and k-means with ``--codebook-size`` clusters is run per
-view (scikit-learn ``KMeans``; ``MiniBatchKMeans`` above ``--minibatch-above`` vectors), seeded.
-The result goes to ``codebooks.pt`` (kept on resume) and the model to ``OUT/bagofcodes.pt``.
+Stage 1, autoencoders (DDP under torchrun): every optimizer step draws, for each of the four
+views, ``--batch-size`` vectors (split evenly over the processes) at random positions: a random
+training clip, start frame and, for ``pat``/``fenv``, start mel bin (the paper's sampling). Only
+those windows are read from the cache (positioned reads), so host and device memory do not grow
+with the corpus. A step's vectors are a pure function of (seed, rank, epoch, step), drawn in
+``--workers`` DataLoader processes; ``--accumulate N`` splits them into N micro-batches (the same
+vectors and mean gradient in less memory). One AdamW step on the sum of the four mean-squared
+reconstruction errors (dropout 0.5 in encoder and decoder); ``--precision bf16`` runs the
+autoencoders under bfloat16 autocast (the views are cut and resized, and the errors computed, in
+float32); ``--compile`` compiles them. An "epoch" is ``--steps-per-epoch`` steps; the per-view MSE
+on a fixed set of 1024 vectors per view from the held-out clips is logged each epoch
+(``metrics.csv``, ``curves.png``). ``last.pt`` is written after every epoch and every
+``--checkpoint-every`` steps; a rerun resumes from it, mid-epoch too, bit-identically with the
+same number of processes. ``--max-steps N`` stops after N optimizer steps and still goes on to
+stage 2, so even a smoke run ends with a loadable ``bagofcodes.pt``.
+
+Stage 2, code books (rank 0): the training clips are read back from the cache one at a time,
+and of their bottleneck vectors on a 10-frame grid a uniform sample of at most
+``--kmeans-vectors`` per view is kept as they stream by (the vectors with the smallest random
+keys; a vector whose key can no longer get in is not even encoded). Then k-means with
+``--codebook-size`` clusters per view (scikit-learn ``KMeans``; ``MiniBatchKMeans`` above
+``--minibatch-above`` vectors), seeded. The result goes to ``codebooks.pt`` (reused while
+autoencoders and data are unchanged) and the model to ``RUN/bagofcodes.pt``.
 
 Inputs: HEAR task directories (every split's audio at 16 kHz) and/or folders of wav files
 (searched recursively; other sample rates are resampled). Clips shorter than one second are
@@ -30,26 +50,30 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
-from hear_suite import checkpoint, training
+from hear_suite import checkpoint, data, training
+from hear_suite.bagofcodes import cache
+from hear_suite.bagofcodes.cache import MelCache, clip_log_mel, read_audio
 from hear_suite.bagofcodes.io import save_bagofcodes
 from hear_suite.bagofcodes.model import (VIEWS, BagOfCodes, BagOfCodesConfig, build_decoder,
-                                         build_encoder, build_frontend, random_view_vectors,
-                                         view_vectors)
-from hear_suite.tasks import load_wav, read_task
+                                         build_encoder, build_frontend, view_vectors)
+from hear_suite.tasks import read_task
 from hear_suite.version import __version__
 
 WEIGHTS, CODEBOOKS = "bagofcodes.pt", "codebooks.pt"
 CURVES = {"train MSE": [f"train_{v}" for v in VIEWS], "valid MSE": [f"valid_{v}" for v in VIEWS],
           "learning rate": ["lr"]}
 VALID_VECTORS = 1024
+KMEANS_STEP = 10  # frames between the positions whose vectors k-means sees (the paper's grid)
+
+Batch = Dict[str, Tensor]  # view -> (n, input dim) standardised view vectors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--codebook-size", type=int, default=256, help="D, clusters per view")
     g = parser.add_argument_group("autoencoder training")
     g.add_argument("--epochs", type=int, default=20)
-    g.add_argument("--steps-per-epoch", type=int, default=200)
+    g.add_argument("--steps-per-epoch", type=int, default=200,
+                   help="optimizer steps per epoch (the unit of logging, validation and the "
+                        "learning-rate plan)")
     g.add_argument("--batch-size", type=int, default=256,
-                   help="vectors per view per step (global: split over the processes)")
+                   help="vectors per view in one optimizer step (global: split evenly over the "
+                        "processes and --accumulate micro-batches)")
     g.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
     g.add_argument("--warmup-epochs", type=float, default=1)
     g.add_argument("--weight-decay", type=float, default=1e-4)
@@ -74,11 +101,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="share of clips held out for the validation MSE")
     g = parser.add_argument_group("code books")
     g.add_argument("--kmeans-vectors", type=int, default=100_000,
-                   help="at most this many bottleneck vectors per view for k-means")
+                   help="k-means sees a uniform sample of at most this many bottleneck vectors "
+                        "per view, drawn as the clips stream by (memory grows with this, not "
+                        "with the corpus)")
     g.add_argument("--minibatch-above", type=int, default=20_000,
                    help="use MiniBatchKMeans when a view has more vectors than this")
     g.add_argument("--half", action="store_true",
                    help="store the weights as float16 (loading converts back to float32)")
+    parser.epilog = (
+        "OUT holds logmel.f16 and logmel.pt (the log-mel cache: reused while the files and the "
+        "frontend are unchanged, rebuilt otherwise), last.pt (resumable, mid-epoch too), "
+        "metrics.csv, curves.png, codebooks.pt and bagofcodes.pt (the model). --workers "
+        "processes read the wav files while the cache is built, then draw every step's "
+        "vectors from it. --precision bf16 runs the autoencoders under autocast; the views "
+        "and the errors stay float32.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,37 +143,93 @@ def audio_files(paths: Sequence[Path]) -> List[Path]:
     return out
 
 
-def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    audio = load_wav(path)
-    sr = sf.info(str(path)).samplerate
-    if sr != sample_rate:
-        from hear_suite.corpora.speech import resample
-
-        audio = resample(audio, sr, sample_rate)
-    return audio
-
-
-@torch.no_grad()
 def spectrograms(files: Sequence[Path], frontend: nn.Module, config: BagOfCodesConfig,
                  device: torch.device) -> Tuple[List[Tensor], float]:
-    """Raw log-mel ``(n_mels, frames)`` of each file (at least one second) and total seconds."""
+    """Raw log-mel ``(n_mels, frames)`` of each file (at least one second) and total seconds,
+    all in memory (for small corpora, e.g. ``scripts/sweep_bagofcodes.py``; the trainer reads
+    the cache instead)."""
     out, seconds = [], 0.0
-    min_len = (config.unit_frames - 1) * config.hop_length + config.win_length
     for path in training.progress(files, desc="log-mel", leave=False):
-        audio = torch.from_numpy(read_audio(path, config.sample_rate)).float()
+        audio = torch.from_numpy(read_audio(path, config.sample_rate))
         seconds += len(audio) / config.sample_rate
-        audio = F.pad(audio, (0, max(0, min_len - len(audio))))
-        out.append(frontend(audio[None].to(device))[0])
+        out.append(clip_log_mel(audio, frontend, config, device))
     return out, seconds
 
 
-def stack(specs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-    """Right-pad to a common length: ``(N, n_mels, T)`` and the true lengths ``(N,)``."""
-    lengths = torch.tensor([s.shape[1] for s in specs])
-    x = specs[0].new_zeros(len(specs), specs[0].shape[0], int(lengths.max()))
-    for i, s in enumerate(specs):
-        x[i, :, :s.shape[1]] = s
-    return x, lengths
+def split_clips(n: int, valid_fraction: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Training and held-out clip indices (int64): every ``round(1 / valid_fraction)``-th clip is
+    held out, at least one; a single clip is both."""
+    every = max(2, round(1 / valid_fraction))
+    valid = np.arange(every - 1, n, every) if n >= every else np.array([n - 1])
+    train = np.setdiff1d(np.arange(n), valid)
+    if len(train) == 0:
+        return valid, valid
+    return train, valid
+
+
+def window_vectors(w: Tensor, lo: Optional[Tensor], config: BagOfCodesConfig,
+                   view: str) -> Tensor:
+    """Vectors of ``view`` from windows ``w (n, n_mels, span)`` (float32): for ``pat`` and
+    ``fenv`` the 8 bins from ``lo (n,)`` on, for ``o`` the window resized bicubically to
+    ``8 x 10`` (antialiased; CPU bfloat16 has no kernel for it, so this stays float32).
+    Returns ``(n, dim)``, laid out as :func:`hear_suite.bagofcodes.model.view_vectors`."""
+    n = w.shape[0]
+    if view in ("pat", "fenv"):
+        bins = lo[:, None] + torch.arange(config.patch_bins)
+        w = w[torch.arange(n)[:, None], bins]                      # (n, 8, span)
+    elif view == "o":
+        w = F.interpolate(w[:, None], size=(config.small_bins, config.small_frames),
+                          mode="bicubic", align_corners=False, antialias=True)
+    return w.reshape(n, config.input_dims[view])
+
+
+def draw_views(mels: MelCache, clips: np.ndarray, config: BagOfCodesConfig, n: int,
+               rng: np.random.Generator, mean: float, std: float) -> Batch:
+    """``n`` standardised vectors of every view at random positions of ``clips``: random clip,
+    random start frame and, for ``pat``/``fenv``, random start bin; only those windows are read.
+    ``{view: (n, dim)}`` float32 on the CPU."""
+    out: Batch = {}
+    for view in VIEWS:
+        span = config.spans[view]
+        clip = clips[rng.integers(0, len(clips), n)]
+        start = rng.integers(0, mels.frames[clip] - span + 1)       # every clip >= 1 s
+        w = torch.from_numpy(mels.windows(clip, start, span)).transpose(1, 2)
+        lo = None
+        if view in ("pat", "fenv"):
+            lo = torch.from_numpy(rng.integers(0, config.n_mels - config.patch_bins + 1, n))
+        out[view] = window_vectors((w - mean) / std, lo, config, view)
+    return out
+
+
+class StepBatches(Dataset):
+    """``dataset[(epoch, step)]`` -> the micro-batches of one optimizer step on this rank: a
+    list of ``accumulate`` batches ``{view: (micro, dim)}``.
+
+    The step's ``accumulate x micro`` vectors per view are drawn (:func:`draw_views`) from
+    ``clips`` with a generator seeded by ``(seed, rank, epoch, step)``, then split: a pure
+    function of the key, whichever worker draws it and whether the run was resumed."""
+
+    def __init__(self, mels: MelCache, clips: np.ndarray, config: BagOfCodesConfig, *,
+                 mean: float, std: float, micro: int, accumulate: int, seed: int,
+                 rank: int) -> None:
+        self.mels, self.clips, self.config = mels, clips, config
+        self.mean, self.std = mean, std
+        self.micro, self.accumulate = micro, accumulate
+        self.seed, self.rank = seed, rank
+
+    def __getitem__(self, key: Tuple[int, int]) -> List[Batch]:
+        epoch, step = key
+        rng = np.random.default_rng(training.derive_seed(self.seed, self.rank, epoch, step))
+        batch = draw_views(self.mels, self.clips, self.config, self.micro * self.accumulate, rng,
+                           self.mean, self.std)
+        return [{v: x[k * self.micro:(k + 1) * self.micro] for v, x in batch.items()}
+                for k in range(self.accumulate)]
+
+    def epoch(self, epoch: int, first_step: int, steps: int, *, workers: int,
+              device: torch.device) -> Iterable[List[Batch]]:
+        """Steps ``first_step .. steps - 1`` of ``epoch``, drawn by ``workers`` processes."""
+        keys = [[(epoch, s)] for s in range(first_step, steps)]
+        return data.loader(self, keys, workers=workers, device=device, collate_fn=cache.only)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,71 +237,154 @@ def stack(specs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
 
 
 class AutoEncoders(nn.Module):
-    """The four autoencoders: ``forward({view: (B, dim)})`` -> per-view MSE ``(4,)``."""
+    """The four autoencoders: ``forward({view: (B, dim)})`` -> reconstructions
+    ``{view: (B, dim)}``."""
 
     def __init__(self, config: BagOfCodesConfig) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict({v: build_encoder(config, v) for v in VIEWS})
         self.decoders = nn.ModuleDict({v: build_decoder(config, v) for v in VIEWS})
 
-    def forward(self, batch: Dict[str, Tensor]) -> Tensor:
-        return torch.stack([F.mse_loss(self.decoders[v](self.encoders[v](batch[v])), batch[v])
-                            for v in VIEWS])
+    def forward(self, batch: Batch) -> Batch:
+        return {v: self.decoders[v](self.encoders[v](batch[v])) for v in VIEWS}
 
 
-def sample_batch(x: Tensor, lengths: Tensor, config: BagOfCodesConfig, n: int,
-                 generator: torch.Generator, device: torch.device) -> Dict[str, Tensor]:
-    return {v: random_view_vectors(x, lengths, config, v, n, generator).to(device)
-            for v in VIEWS}
+def view_errors(reconstructions: Batch, batch: Batch) -> Tensor:
+    """Mean-squared reconstruction error of each view, in float32: ``(4,)``."""
+    return torch.stack([F.mse_loss(reconstructions[v].float(), batch[v]) for v in VIEWS])
 
 
-def train_one_epoch(ae: nn.Module, x: Tensor, lengths: Tensor, config: BagOfCodesConfig, *,
-                    optimizer: torch.optim.Optimizer, scheduler: training.WarmupDecayLR,
-                    args: argparse.Namespace, info: training.DistInfo,
-                    epoch: int) -> Tuple[Tensor, float]:
-    """``--steps-per-epoch`` steps; per-view mean train MSE over all ranks and the last lr."""
-    ae.train()
-    gen = torch.Generator().manual_seed(training.derive_seed(args.seed, info.rank, epoch))
-    per_rank = args.batch_size // info.world_size
-    sums = torch.zeros(len(VIEWS), dtype=torch.float64, device=info.device)
-    lr = float("nan")
-    bar = training.progress(range(args.steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
-                            leave=False)
-    for step in bar:
-        losses = ae(sample_batch(x, lengths, config, per_rank, gen, info.device))
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.step()
-        scheduler.step()
-        sums += losses.detach().double()
-        if (step + 1) % 20 == 0 and hasattr(bar, "set_postfix"):
-            bar.set_postfix(mse=f"{(sums.sum() / (step + 1)).item():.3f}")
-    total = training.all_reduce_sum(sums) / (args.steps_per_epoch * info.world_size)
-    return total.cpu(), lr
+def loss_function(forward: nn.Module, args: argparse.Namespace, device: torch.device
+                  ) -> Callable[[Batch], Tuple[Tensor, int, List[float]]]:
+    """The :class:`training.Stepper` loss of a micro-batch: the sum of the four views' MSE
+    (autoencoders under ``--precision``); extra sums: each view's MSE x vectors."""
+    def loss_of(micro: Batch) -> Tuple[Tensor, int, List[float]]:
+        batch = {v: x.to(device, non_blocking=True) for v, x in micro.items()}
+        with training.autocast(device, args.precision):
+            reconstructions = forward(batch)
+        errors = view_errors(reconstructions, batch)
+        n = len(batch[VIEWS[0]])
+        return errors.sum(), n, (errors.detach() * n).tolist()
+
+    return loss_of
 
 
 @torch.no_grad()
-def valid_losses(ae: AutoEncoders, batch: Dict[str, Tensor]) -> Tensor:
+def valid_losses(ae: AutoEncoders, batch: Batch) -> Tensor:
+    """Per-view MSE ``(4,)`` of the held-out vectors, in eval mode and float32."""
     ae.eval()
-    return ae(batch).cpu()
+    return view_errors(ae(batch), batch).cpu()
 
 
 # ---------------------------------------------------------------------------------------------
 # code books
 
 
+class BottomK:
+    """A uniform sample of at most ``k`` rows of a stream, in a buffer of ``2 k`` rows.
+
+    Every row of the stream gets a uniform random key from ``rng`` and the ``k`` rows with the
+    smallest keys are kept: sampling without replacement, the same rows however the stream is
+    chunked (the keys are drawn in stream order). The keys come first: :meth:`candidates` draws
+    those of the next ``n`` rows and says which of them can still get in (a key above the
+    ``k``-th smallest so far never will), and only those rows go to :meth:`add`, so rows that
+    are dropped need not be computed (here: encoded). When the buffer is full it is cut back to
+    the ``k`` smallest keys."""
+
+    def __init__(self, k: int, rng: np.random.Generator) -> None:
+        self.k, self.rng = k, rng
+        self.rows: Optional[np.ndarray] = None  # (2 k, d), allocated by the first add
+        self.keys = np.empty(2 * k)
+        self.held = 0
+        self.threshold = np.inf  # the k-th smallest key so far
+        self.pending = np.empty(0)
+
+    def candidates(self, n: int) -> np.ndarray:
+        """Draw the keys of the next ``n`` rows; the indices (into them) of those to add."""
+        keys = self.rng.random(n)
+        picked = np.flatnonzero(keys < self.threshold)
+        self.pending = keys[picked]
+        return picked
+
+    def add(self, rows: np.ndarray) -> None:
+        """The rows ``(m, d)`` that :meth:`candidates` just picked, in its order."""
+        if len(rows) != len(self.pending):
+            raise ValueError(f"{len(rows)} rows for {len(self.pending)} candidates")
+        keys, self.pending = self.pending, np.empty(0)
+        if self.rows is None:
+            self.rows = np.empty((2 * self.k, rows.shape[1]), dtype=rows.dtype)
+        while len(keys):
+            keep = keys < self.threshold  # the threshold may have dropped in the last cut
+            rows, keys = rows[keep], keys[keep]
+            n = min(len(keys), len(self.keys) - self.held)
+            self.rows[self.held:self.held + n] = rows[:n]
+            self.keys[self.held:self.held + n] = keys[:n]
+            self.held += n
+            rows, keys = rows[n:], keys[n:]
+            if self.held == len(self.keys):
+                self._cut()
+
+    def _cut(self) -> None:
+        if self.held > self.k:
+            top = np.argpartition(self.keys[:self.held], self.k - 1)[:self.k]
+            self.rows[:self.k] = self.rows[top]
+            self.keys[:self.k] = self.keys[top]
+            self.held = self.k
+            self.threshold = self.keys[:self.k].max()
+
+    def sample(self) -> np.ndarray:
+        """The kept rows ``(min(k, seen), d)``, in order of their keys."""
+        if self.rows is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        self._cut()
+        return self.rows[np.argsort(self.keys[:self.held], kind="stable")]
+
+
+def position_vectors(x: Tensor, config: BagOfCodesConfig, view: str, step: int = KMEANS_STEP,
+                     batch: int = 4096) -> Iterator[Tensor]:
+    """Vectors of ``view`` every ``step`` frames of ``x (1, n_mels, T)``, in position order,
+    about ``batch`` at a time: ``(m, input dim)`` tensors. Only the frames of those positions are
+    cut into views at once, so long clips stay in bounds."""
+    span, per, dim = config.spans[view], config.per_position[view], config.input_dims[view]
+    n_pos = max(0, (x.shape[-1] - span) // step + 1)
+    chunk = max(1, batch // per)
+    for p0 in range(0, n_pos, chunk):
+        p1 = min(n_pos, p0 + chunk)
+        vectors = view_vectors(x[..., p0 * step:(p1 - 1) * step + span], config, view, step)
+        yield vectors.reshape(-1, dim)
+
+
 @torch.no_grad()
 def bottleneck_vectors(encoders: nn.ModuleDict, specs: Sequence[Tensor],
-                       config: BagOfCodesConfig, view: str, step: int = 10,
+                       config: BagOfCodesConfig, view: str, step: int = KMEANS_STEP,
                        batch: int = 4096) -> np.ndarray:
-    """Encoded vectors of ``view`` every ``step`` frames of every spectrogram: ``(n, b)``."""
-    out = []
-    for s in specs:
-        vec = view_vectors(s[None], config, view, step).reshape(-1, config.input_dims[view])
-        for chunk in vec.split(batch):
-            out.append(encoders[view](chunk).cpu())
+    """Encoded vectors of ``view`` every ``step`` frames of every (standardised) spectrogram
+    ``(n_mels, T)``, all in memory: ``(n, b)`` float64 (for small corpora, e.g.
+    ``scripts/sweep_bagofcodes.py``; the trainer samples with :func:`sampled_bottlenecks`)."""
+    out = [encoders[view](v).cpu() for s in specs
+           for v in position_vectors(s[None], config, view, step, batch)]
     return torch.cat(out).numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def sampled_bottlenecks(encoders: nn.ModuleDict, mels: MelCache, clips: np.ndarray,
+                        config: BagOfCodesConfig, *, mean: float, std: float, max_vectors: int,
+                        seed: int, device: torch.device) -> Dict[str, np.ndarray]:
+    """A uniform sample of at most ``max_vectors`` bottleneck vectors per view, of the view
+    vectors every ``KMEANS_STEP`` frames of ``clips`` (read back from the cache one clip at a
+    time): ``{view: (n, b)}`` float32. Only vectors that can still enter the sample are encoded
+    (about ``k (1 + ln(N / k))`` of ``N``). Memory: one clip and the samples (:class:`BottomK`)."""
+    samples = {v: BottomK(max_vectors, np.random.default_rng(training.derive_seed(seed, -2, i)))
+               for i, v in enumerate(VIEWS)}
+    for clip in training.progress(clips.tolist(), desc="bottleneck vectors", leave=False):
+        x = (torch.from_numpy(mels.clip(clip)).T[None].to(device) - mean) / std
+        for v in VIEWS:
+            for vectors in position_vectors(x, config, v):
+                picked = samples[v].candidates(len(vectors))
+                if len(picked):
+                    chosen = vectors[torch.from_numpy(picked).to(device)]
+                    samples[v].add(encoders[v](chosen).float().cpu().numpy())
+    return {v: s.sample() for v, s in samples.items()}
 
 
 def fit_codebook(z: np.ndarray, *, size: int, seed: int, max_vectors: int,
@@ -223,6 +398,7 @@ def fit_codebook(z: np.ndarray, *, size: int, seed: int, max_vectors: int,
     if len(z) < size:
         raise SystemExit(f"only {len(z)} vectors for a code book of {size}: use more audio or a "
                          f"smaller --codebook-size")
+    z = z.astype(np.float64)
     if len(z) > minibatch_above:
         km = MiniBatchKMeans(n_clusters=size, random_state=seed, batch_size=4096, n_init=3,
                              max_iter=100)
@@ -235,17 +411,54 @@ def fit_codebook(z: np.ndarray, *, size: int, seed: int, max_vectors: int,
         "inertia_per_vector": float(km.inertia_ / len(z)), "codes_used": int(used)}
 
 
+def fit_codebooks(ae: AutoEncoders, mels: MelCache, clips: np.ndarray, config: BagOfCodesConfig,
+                  args: argparse.Namespace, *, mean: float, std: float, device: torch.device,
+                  path: Path) -> Dict[str, Any]:
+    """k-means per view, or the result already in ``path`` when it was made for the same
+    autoencoders and data (config, seed, weights, cache, held-out share)."""
+    key = {"config": config.to_dict(), "seed": args.seed, "vectors": args.kmeans_vectors,
+           "weights": training.weights_digest(ae.encoders),
+           "data": mels.key["files_sha256"], "valid_fraction": args.valid_fraction}
+    if path.is_file():
+        saved = checkpoint.load_file(path)
+        if saved.get("key") == key:
+            training.log(f"code books from {path}")
+            return saved
+    t0 = time.perf_counter()
+    ae.eval()
+    z = sampled_bottlenecks(ae.encoders, mels, clips, config, mean=mean, std=std,
+                            max_vectors=args.kmeans_vectors, seed=args.seed, device=device)
+    centroids, summary = {}, {}
+    for i, v in enumerate(training.progress(VIEWS, desc="k-means", leave=False)):
+        c, summary[v] = fit_codebook(z[v], size=config.codebook_size,
+                                     seed=training.derive_seed(args.seed, i),
+                                     max_vectors=args.kmeans_vectors,
+                                     minibatch_above=args.minibatch_above)
+        centroids[v] = torch.from_numpy(c)
+    books = {"key": key, "centroids": centroids, "summary": summary,
+             "seconds": time.perf_counter() - t0}
+    checkpoint.save_atomic(books, path)
+    return books
+
+
 # ---------------------------------------------------------------------------------------------
 # run
 
 
+def model_config(args: argparse.Namespace) -> BagOfCodesConfig:
+    return BagOfCodesConfig(width=args.width, depth=args.depth, compression=args.compression,
+                            dropout=args.dropout, codebook_size=args.codebook_size)
+
+
 def check_args(args: argparse.Namespace, world_size: int) -> None:
     problems: List[str] = []
+    try:
+        model_config(args)
+    except ValueError as e:
+        problems.append(str(e))
     if args.epochs < 0 or args.steps_per_epoch < 1:
         problems.append("--epochs must be >= 0 and --steps-per-epoch >= 1")
-    if args.batch_size < 1 or args.batch_size % world_size:
-        problems.append(f"--batch-size {args.batch_size} must be a positive multiple of the "
-                        f"number of processes ({world_size})")
+    problems += training.run_argument_problems(args, world_size)
     if args.lr <= 0 or args.warmup_epochs < 0 or args.weight_decay < 0:
         problems.append("--lr must be > 0, --warmup-epochs and --weight-decay >= 0")
     if not 0.0 < args.valid_fraction < 1.0:
@@ -260,37 +473,37 @@ def main(args: argparse.Namespace) -> int:
     return training.run_distributed(args, check_args, run)
 
 
-def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
-    """Both stages (resuming what is done). Returns the provenance of ``OUT/bagofcodes.pt``."""
-    out = Path(args.out)
-    config = BagOfCodesConfig(width=args.width, depth=args.depth, compression=args.compression,
-                              dropout=args.dropout, codebook_size=args.codebook_size)
-    run_dir = training.RunDir(out, outputs=(WEIGHTS, CODEBOOKS))
-    resume_from = run_dir.resolve(args.resume_mode)
-
+def open_data(args: argparse.Namespace, config: BagOfCodesConfig, info: training.DistInfo
+              ) -> Tuple[MelCache, np.ndarray, np.ndarray, float, float]:
+    """The log-mel cache in ``--out`` (reused or built), the training and held-out clip indices
+    and the training clips' mean and standard deviation."""
     t0 = time.perf_counter()
     files = audio_files(args.audio)
     frontend = build_frontend(config).to(info.device).eval()
-    specs, seconds = spectrograms(files, frontend, config, info.device)
-    every = max(2, round(1 / args.valid_fraction))
-    valid_ids = set(range(every - 1, len(specs), every)) or {len(specs) - 1}
-    if len(valid_ids) == len(specs):  # a single clip: validate on it as well
-        valid_ids = set()
-    train_specs = [s for i, s in enumerate(specs) if i not in valid_ids]
-    valid_specs = [s for i, s in enumerate(specs) if i in valid_ids] or train_specs
-    frames = torch.cat([s.reshape(-1) for s in train_specs])
-    mean, std = frames.mean().item(), frames.std().item()
-    del frames
-    train_specs = [(s - mean) / std for s in train_specs]
-    valid_specs = [(s - mean) / std for s in valid_specs]
-    x, lengths = stack(train_specs)
-    vx, vlengths = stack(valid_specs)
-    training.log(f"{len(files)} clips, {seconds / 60:.1f} min of audio ({len(train_specs)} train, "
-                 f"{len(valid_specs)} valid), log-mel in {time.perf_counter() - t0:.1f} s; "
+    mels, built = cache.open_or_build(Path(args.out), files, config, frontend,
+                                      device=info.device, workers=args.workers,
+                                      is_main=info.is_main)
+    train_ids, valid_ids = split_clips(len(mels), args.valid_fraction)
+    mean, std = mels.statistics(train_ids)
+    size = mels.offsets[-1] * mels.row_bytes / 2 ** 30
+    training.log(f"{len(mels)} clips, {mels.seconds / 60:.1f} min of audio ({len(train_ids)} "
+                 f"train, {len(valid_ids)} valid); log-mel cache {mels.path} ({size:.2f} GiB) "
+                 f"{'built' if built else 'reused'} in {time.perf_counter() - t0:.1f} s; "
                  f"{info.world_size} process(es) on {info.device}")
-    valid_batch = sample_batch(vx, vlengths, config, VALID_VECTORS,
-                               torch.Generator().manual_seed(training.derive_seed(args.seed, -1)),
-                               info.device)
+    return mels, train_ids, valid_ids, mean, std
+
+
+def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
+    """Both stages (resuming what is done). Returns the provenance of ``OUT/bagofcodes.pt``
+    (empty on ranks other than 0)."""
+    out = Path(args.out)
+    config = model_config(args)
+    run_dir = training.RunDir(out, outputs=(WEIGHTS, CODEBOOKS))
+    resume_from = run_dir.resolve(args.resume_mode)
+    mels, train_ids, valid_ids, mean, std = open_data(args, config, info)
+    valid_rng = np.random.default_rng(training.derive_seed(args.seed, -1))
+    valid_batch = {v: x.to(info.device) for v, x in draw_views(
+        mels, valid_ids, config, VALID_VECTORS, valid_rng, mean, std).items()}
 
     training.seed_everything(args.seed)  # same initial weights on every rank
     ae = AutoEncoders(config).to(info.device)
@@ -299,102 +512,100 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     scheduler = training.WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * args.steps_per_epoch),
         total_steps=max(1, args.epochs * args.steps_per_epoch))
-    extra_key = {"config": config.to_dict(), "mel_mean": mean, "mel_std": std,
-                 "files": len(files)}
-    start_epoch, step, elapsed = 0, 0, 0.0
+    key = {"config": config.to_dict(), "data": mels.key["files_sha256"],
+           "valid_fraction": args.valid_fraction, "mel_mean": mean, "mel_std": std}
+    start_epoch, step, elapsed, state = 0, 0, 0.0, None
     if resume_from is not None:
-        state = training.resume(resume_from, extra_key, model=ae, optimizer=optimizer,
+        state = training.resume(resume_from, key, model=ae, optimizer=optimizer,
                                 scheduler=scheduler, info=info, seed=args.seed)
         start_epoch, step, elapsed = state["epoch"], state["step"], state["extra"]["elapsed_s"]
+    position = training.EpochPosition.from_state(state)
     metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    ddp = training.wrap_ddp(ae, info)
-    for epoch in range(start_epoch, args.epochs):
-        t1 = time.perf_counter()
-        train_mse, lr = train_one_epoch(ddp, x, lengths, config, optimizer=optimizer,
-                                        scheduler=scheduler, args=args, info=info, epoch=epoch)
-        step += args.steps_per_epoch
-        valid_mse = valid_losses(ae, valid_batch)
-        seconds_epoch = time.perf_counter() - t1
-        elapsed += seconds_epoch
+    def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
         rngs = training.all_gather_objects(training.rng_state(info.device))
+        if info.is_main:
+            training.save_training_state(
+                run_dir.last, model=ae, optimizer=optimizer, scheduler=scheduler,
+                epoch=epoch_done, step=at_step, rng=rngs, best_metric=None,
+                extra={**key, "elapsed_s": elapsed, "epochs": args.epochs,
+                       "world_size": info.world_size, "in_epoch": at.to_dict()})
+
+    batches = StepBatches(mels, train_ids, config, mean=mean, std=std,
+                          micro=training.micro_batch_size(args, info.world_size),
+                          accumulate=args.accumulate, seed=args.seed, rank=info.rank)
+    forward = training.compiled(training.wrap_ddp(ae, info), args.compile)
+    stepper = training.Stepper(forward, optimizer, scheduler)
+    loss_of = loss_function(forward, args, info.device)
+    epochs_done = start_epoch
+    for epoch in range(start_epoch, args.epochs):
+        if training.stop_now(step, args):
+            break
+        t1 = time.perf_counter()
+        forward.train()
+        groups = batches.epoch(epoch, position.steps, args.steps_per_epoch,
+                               workers=args.workers, device=info.device)
+        position, step, lr, complete = training.train_epoch(
+            groups, stepper, loss_of, args=args, epoch=epoch,
+            steps_per_epoch=args.steps_per_epoch, position=position, step=step,
+            save=lambda at_step, at: save_state(epoch, at, at_step))
+        elapsed += time.perf_counter() - t1
+        if not complete:
+            break
+        train_mse = training.epoch_means(position)[1:]
+        position = training.EpochPosition()
+        valid_mse = valid_losses(ae, valid_batch)
+        seconds = time.perf_counter() - t1
+        epochs_done = epoch + 1
         if metrics is not None:
-            row = {"epoch": epoch + 1, "step": step, "lr": lr, "time_s": seconds_epoch}
+            row = {"epoch": epoch + 1, "step": step, "lr": lr, "time_s": seconds}
             row.update({f"train_{v}": float(train_mse[i]) for i, v in enumerate(VIEWS)})
             row.update({f"valid_{v}": float(valid_mse[i]) for i, v in enumerate(VIEWS)})
             metrics.append(row)
             training.plot_curves(metrics.rows, run_dir.curves, CURVES)
-            training.save_training_state(
-                run_dir.last, model=ae, optimizer=optimizer, scheduler=scheduler,
-                epoch=epoch + 1, step=step, rng=rngs, best_metric=None,
-                extra={**extra_key, "elapsed_s": elapsed, "epochs": args.epochs,
-                       "world_size": info.world_size})
+        save_state(epoch + 1, position, step)
         training.log(f"epoch {epoch + 1}/{args.epochs}: train MSE "
                      + " ".join(f"{v} {float(train_mse[i]):.3f}" for i, v in enumerate(VIEWS))
                      + " | valid " + " ".join(f"{v} {float(valid_mse[i]):.3f}"
                                               for i, v in enumerate(VIEWS))
-                     + f" | {seconds_epoch:.1f} s")
+                     + f" | {seconds:.1f} s")
+    if training.stop_now(step, args):
+        training.log(f"--max-steps {args.max_steps}: stopped at step {step}; code books of these "
+                     f"weights follow; rerun without it to continue from {run_dir.last}")
     digest = training.check_replicas_identical(ae)
+    if not info.is_main:  # k-means is rank 0's alone; no collective follows, nothing to wait for
+        return {}
     valid_mse = valid_losses(ae, valid_batch)
-
-    provenance: Dict[str, Any] = {}
-    if info.is_main:
-        ae.eval()
-        model = BagOfCodes(config)
-        model.encoders.load_state_dict(ae.encoders.state_dict())
-        model.mel_mean.fill_(mean)
-        model.mel_std.fill_(std)
-        books = fit_codebooks(ae, train_specs, config, args, out / CODEBOOKS)
-        for v in VIEWS:
-            model.codebooks[v].centroids.copy_(books["centroids"][v])
-        provenance = {
-            "trainer": __name__,
-            "command": shlex.join(sys.argv),
-            "audio": [str(Path(p).resolve()) for p in args.audio],
-            "clips": len(files), "audio_minutes": round(seconds / 60, 2),
-            "epochs": max(start_epoch, args.epochs), "steps": step, "seed": args.seed,
-            "valid_mse": {v: float(valid_mse[i]) for i, v in enumerate(VIEWS)},
-            "kmeans": books["summary"],
-            "train_time_s": round(elapsed + books["seconds"], 1),
-            "autoencoder_time_s": round(elapsed, 1), "kmeans_time_s": round(books["seconds"], 1),
-            "world_size": info.world_size, "device": info.device.type,
-            "autoencoder_weights_sha256": digest,
-            "torch_version": str(torch.__version__), "hear_suite_version": __version__,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "args": {**training.plain_args(args), "audio": [str(p) for p in args.audio]},
-        }
-        save_bagofcodes(out / WEIGHTS, model.cpu(), half=args.half, provenance=provenance)
-        training.log("code books: " + ", ".join(
-            f"{v} {s['codes_used']}/{config.codebook_size} used ({s['algorithm']}, "
-            f"{s['vectors']} vectors)" for v, s in books["summary"].items())
-            + f" -> {out / WEIGHTS}")
-    training.barrier()
+    books = fit_codebooks(ae, mels, train_ids, config, args, mean=mean, std=std,
+                          device=info.device, path=out / CODEBOOKS)
+    model = BagOfCodes(config)
+    model.encoders.load_state_dict(ae.encoders.state_dict())
+    model.mel_mean.fill_(mean)
+    model.mel_std.fill_(std)
+    for v in VIEWS:
+        model.codebooks[v].centroids.copy_(books["centroids"][v])
+    provenance = {
+        "trainer": __name__,
+        "command": shlex.join(sys.argv),
+        "audio": [str(Path(p).resolve()) for p in args.audio],
+        "clips": len(mels), "audio_minutes": round(mels.seconds / 60, 2),
+        "epochs": epochs_done, "steps": step, "seed": args.seed,
+        "valid_mse": {v: float(valid_mse[i]) for i, v in enumerate(VIEWS)},
+        "kmeans": books["summary"],
+        "train_time_s": round(elapsed + books["seconds"], 1),
+        "autoencoder_time_s": round(elapsed, 1), "kmeans_time_s": round(books["seconds"], 1),
+        "world_size": info.world_size, "device": info.device.type,
+        "precision": args.precision, "log_mel_cache": cache.DTYPE.name,
+        "autoencoder_weights_sha256": digest,
+        "torch_version": str(torch.__version__), "hear_suite_version": __version__,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "args": {**training.plain_args(args), "audio": [str(p) for p in args.audio]},
+    }
+    save_bagofcodes(out / WEIGHTS, model.cpu(), half=args.half, provenance=provenance)
+    training.log("code books: " + ", ".join(
+        f"{v} {s['codes_used']}/{config.codebook_size} used ({s['algorithm']}, "
+        f"{s['vectors']} vectors)" for v, s in books["summary"].items())
+        + f" -> {out / WEIGHTS}")
     return provenance
-
-
-def fit_codebooks(ae: AutoEncoders, specs: Sequence[Tensor], config: BagOfCodesConfig,
-                  args: argparse.Namespace, path: Path) -> Dict[str, Any]:
-    """k-means per view, or the result already in ``path`` when it was made for the same
-    autoencoders (same config, seed and weights)."""
-    key = {"config": config.to_dict(), "seed": args.seed, "vectors": args.kmeans_vectors,
-           "weights": training.weights_digest(ae.encoders)}
-    if path.is_file():
-        saved = checkpoint.load_file(path)
-        if saved.get("key") == key:
-            training.log(f"code books from {path}")
-            return saved
-    t0 = time.perf_counter()
-    centroids, summary = {}, {}
-    for i, v in enumerate(training.progress(VIEWS, desc="k-means", leave=False)):
-        z = bottleneck_vectors(ae.encoders, specs, config, v)
-        c, summary[v] = fit_codebook(z, size=config.codebook_size,
-                                     seed=training.derive_seed(args.seed, i),
-                                     max_vectors=args.kmeans_vectors,
-                                     minibatch_above=args.minibatch_above)
-        centroids[v] = torch.from_numpy(c)
-    books = {"key": key, "centroids": centroids, "summary": summary,
-             "seconds": time.perf_counter() - t0}
-    checkpoint.save_atomic(books, path)
-    return books
