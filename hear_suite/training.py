@@ -4,8 +4,13 @@
   (gloo on CPU, nccl on CUDA) and picks the device; a plain ``python`` run is a world of one.
 - Randomness: :func:`seed_everything` seeds python, numpy and torch; :func:`rng_state` /
   :func:`set_rng_state` capture and restore them as tensors (loadable with ``weights_only``).
-- Data order: :func:`shard_indices` is a deterministic ``DistributedSampler`` for in-memory data:
-  the same permutation on every rank for an epoch, one equal-length slice per rank.
+- Data order: :func:`shard_indices` is a deterministic ``DistributedSampler``: the same
+  permutation on every rank for an epoch, one equal-length slice per rank (the streams of
+  :mod:`hear_suite.data` build on it).
+- Steps: :class:`Stepper` takes one optimizer step from ``--accumulate`` micro-batches (DDP
+  synchronises once per step), :func:`autocast` is ``--precision bf16``, :func:`train_epoch` runs
+  an epoch from a mid-epoch :class:`EpochPosition` and writes ``last.pt`` every
+  ``--checkpoint-every`` steps and at ``--max-steps``; :func:`compiled` is ``--compile``.
 - Schedule: :class:`WarmupDecayLR`, linear warm-up then cosine to zero (or 1/sqrt), per batch.
 - Augmentation: :func:`spec_augment` masks time/frequency bands of ``(B, F, T)`` features.
 - Runs: :class:`RunDir` names a run's files; :func:`save_training_state` writes ``last.pt``
