@@ -176,11 +176,15 @@ class TaskWriter:
         evaluation_params: Optional[Dict[str, Any]] = None,
         labels: Optional[Iterable[str]] = None,
         extra_metadata: Optional[Dict[str, Any]] = None,
+        label_order: str = "text",
     ) -> None:
         if embedding_type not in (SCENE, EVENT):
             raise ValueError(f"embedding_type must be 'scene' or 'event', got {embedding_type!r}")
         if prediction_type not in (MULTICLASS, MULTILABEL):
             raise ValueError(f"prediction_type must be multiclass/multilabel, got {prediction_type!r}")
+        if label_order not in ("text", "numeric"):
+            raise ValueError(f"label_order must be 'text' or 'numeric', got {label_order!r}")
+        self.label_order = label_order
         if split_mode not in SPLIT_MODES:
             raise ValueError(f"split_mode must be one of {SPLIT_MODES}, got {split_mode!r}")
         kfold = split_mode != "trainvaltest"
@@ -239,6 +243,17 @@ class TaskWriter:
                   self.sample_rate, self.metadata["sample_duration"])
         self._entries[split][f"{stem}.wav"] = list(labels)
 
+    def vocabulary(self) -> List[str]:
+        """The labels in ``labelvocabulary.csv`` order: sorted as text, or as numbers with
+        ``label_order="numeric"`` (hear-preprocess reads an all-integer label column back as
+        numbers, so MIDI pitches 21..108 are in pitch order, not "100" before "21")."""
+        if self.label_order == "numeric":
+            bad = [x for x in self._labels if not str(x).lstrip("-").isdigit()]
+            if bad:
+                raise ValueError(f"label_order='numeric' needs integer labels, got {sorted(bad)[:5]}")
+            return sorted(self._labels, key=int)
+        return sorted(self._labels)
+
     def close(self) -> Path:
         """Write metadata, vocabulary and split files, then move the task into place."""
         empty = [s for s, e in self._entries.items() if not e]
@@ -248,7 +263,7 @@ class TaskWriter:
         with open(self._tmp / "labelvocabulary.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["idx", "label"])
-            for i, label in enumerate(sorted(self._labels)):
+            for i, label in enumerate(self.vocabulary()):
                 writer.writerow([i, label])
         for split, entries in self._entries.items():
             write_json_atomic(self._tmp / f"{split}.json", entries)

@@ -203,6 +203,20 @@ def test_configs_load_and_match_suites():
         assert [t.dir for t in configs[config].tasks] == [s.dir_name for s in make_tasks.SUITES[suite]]
 
 
+def test_config_grid_numbers(tmp_path):
+    """YAML 1.1 reads `1e-3` (no dot) as a string: grid numbers are read as numbers, and a grid
+    value that is no number is an error naming the file, grid and parameter."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\ntasks: [t-v1-full]\ngrids:\n  g: {scene: {lr: [1e-3, 3.2e-3],"
+                    " max_epochs: ['10']}, event: {lr: 1e-4}}\n  h: {lr: [1e-3], initialization: [xavier_uniform]}\n")
+    grids = load_config(path).grids
+    assert grids["g"] == {"scene": {"lr": [1e-3, 3.2e-3], "max_epochs": [10]}, "event": {"lr": [1e-4]}}
+    assert grids["h"] == {"lr": [1e-3], "initialization": ["xavier_uniform"]}
+    path.write_text("name: c\ntasks: [t-v1-full]\ngrids:\n  g: {lr: [fast]}\n")
+    with pytest.raises(ValueError, match="grid 'g': lr must be numbers"):
+        load_config(path)
+
+
 def test_build_grid():
     pytest.importorskip("heareval")
     from hear_suite.evaluation.heareval_compat import build_grid

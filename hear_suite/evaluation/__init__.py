@@ -2,6 +2,9 @@
 
 - :mod:`hear_suite.evaluation.make_tasks`: ``hear-suite make-tasks``, generated HEAR tasks
   (generators in :mod:`hear_suite.evaluation.generators`).
+- :mod:`hear_suite.evaluation.hear2021`: ``make-tasks --suite hear2021``, replicas of the 20
+  HEAR 2021 task directories (synthetic audio from :mod:`~hear_suite.evaluation.replica_audio`
+  and :mod:`~hear_suite.evaluation.replica_voice`).
 - :mod:`hear_suite.evaluation.driver`: ``hear-suite eval``, embeddings + downstream probes +
   results table for one or more HEAR modules over the tasks of an ``eval_configs/*.yaml``.
 - :mod:`hear_suite.evaluation.heareval_compat`: the launcher that runs heareval's steps with

@@ -24,6 +24,11 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
+# heareval grid parameters that are numbers. YAML 1.1 (PyYAML) reads `1e-3` (no dot) as a
+# string, which heareval would pass on to the optimizer: such strings are read as numbers here.
+NUMERIC_GRID_KEYS = {"lr": float, "dropout": float, "hidden_layers": int, "hidden_dim": int,
+                     "patience": int, "max_epochs": int, "check_val_every_n_epoch": int,
+                     "batch_size": int}
 KNOWN_METRICS = ("top1_acc", "pitch_acc", "chroma_acc", "mAP", "d_prime", "aucroc",
                  "event_onset_200ms_fms", "event_onset_50ms_fms",
                  "event_onset_offset_50ms_20perc_fms", "segment_1s_er")
@@ -55,6 +60,25 @@ class EvalConfig:
         raise KeyError(dir_name)
 
 
+def _grid_numbers(path: Path, name: str, spec: Any) -> Dict[str, Any]:
+    """A grid with its numeric parameters as numbers: flat, or per ``scene``/``event``."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: grid {name!r} must be a mapping of parameter: [values]")
+    if spec and set(spec) <= {"scene", "event"}:
+        return {k: _grid_numbers(path, f"{name}.{k}", v) for k, v in spec.items()}
+    out: Dict[str, Any] = {}
+    for key, values in spec.items():
+        kind = NUMERIC_GRID_KEYS.get(key)
+        values = values if isinstance(values, list) else [values]
+        if kind is not None:
+            try:
+                values = [kind(float(v)) if isinstance(v, str) else v for v in values]
+            except ValueError:
+                raise ValueError(f"{path}: grid {name!r}: {key} must be numbers, got {values}") from None
+        out[key] = values
+    return out
+
+
 def load_config(path: Union[str, Path]) -> EvalConfig:
     """Read and check an evaluation config; errors name the file and the offending entry."""
     path = Path(path)
@@ -77,7 +101,8 @@ def load_config(path: Union[str, Path]) -> EvalConfig:
     dirs = [t.dir for t in tasks]
     if len(set(dirs)) != len(dirs):
         raise ValueError(f"{path}: duplicate task dirs")
-    grids = raw.get("grids") or {}
+    grids = {str(name): _grid_numbers(path, str(name), spec)
+             for name, spec in (raw.get("grids") or {}).items()}
     grid = str(raw.get("grid", "default"))
     return EvalConfig(name=str(raw.get("name", path.stem)), tasks=tasks, grid=grid,
                       grid_points=int(raw.get("grid_points", 8)), grids=dict(grids),

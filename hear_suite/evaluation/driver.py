@@ -22,6 +22,12 @@ Output (``--out``, default ``runs/eval/<config name>``)::
     logs/<run id>.embed.log, logs/<run id>.predict.log
     results.csv  results.md  results.json  results.png
 
+Cost: ``results.json`` holds, per run, task and step, heareval's own seconds (``seconds``) and
+hear_suite's measures (``cost``: wall and CPU seconds of the step on the task, the step
+process's resident set when the task began and its peak on the task, from
+:mod:`~hear_suite.evaluation.heareval_compat`; kept in ``hear_suite.cost.json`` in the task's
+embedding directory, so a resumed run still reports them).
+
 Resumable: heareval's done-markers (``.done.embeddings``, ``prediction-done.json``) make a rerun
 skip finished steps; a failed task is retried on the next run and does not stop the others.
 Embeddings whose task changed since (different ``task_metadata.json``) and predictions made with
@@ -49,6 +55,7 @@ from hear_suite.evaluation.config import KNOWN_METRICS, EvalConfig, load_config
 from hear_suite.evaluation.heareval_compat import EXTRA_GRIDS, HEAREVAL_GRIDS, MARK
 from hear_suite.evaluation.results import (Row, mark_floor, read_metric, read_scores,
                                            write_results)
+from hear_suite.tasks import write_atomic
 
 INSTALL_HINT = ("pip install -r requirements-eval.txt && "
                 "pip install --no-deps heareval==2021.1.3 hearvalidator==2021.0.2 "
@@ -57,6 +64,7 @@ INSTALL_HINT = ("pip install -r requirements-eval.txt && "
 STACK = ("heareval", "tensorflow", "pytorch_lightning", "pkg_resources", "torchinfo", "sed_eval",
          "dcase_util", "intervaltree", "more_itertools", "pandas", "slugify", "click", "sklearn")
 PREDICT_MARKER = "hear_suite.predict.json"  # the grid a task's predictions were made with
+COST_FILE = "hear_suite.cost.json"  # {step: {seconds, cpu_seconds, memory}} in an embedding dir
 FLOOR_MODULE, FLOOR_LABEL = "hear_suite.logmel", "logmel (floor)"
 
 
@@ -183,6 +191,7 @@ class StepResult:
     ok: bool
     seconds: float = 0.0
     error: str = ""
+    cost: Dict[str, Any] = field(default_factory=dict)  # cpu_seconds, rss_start_mb, peak_rss_mb
 
 
 def _child_env(cpu: bool) -> Dict[str, str]:
@@ -229,16 +238,22 @@ def _launch(step: str, args: List[str], items: List[str], *, log_path: Path, env
                     continue
                 event = json.loads(line[at + len(MARK):])
                 item, name = event["task"], Path(event["task"]).name
-                if event["event"] == "start":
+                if event["event"] == "note":
+                    print(f"{prefix} {step:7s} {name}: {event.get('message', '')}", flush=True)
+                elif event["event"] == "start":
                     started, n_started = item, n_started + 1
                     print(f"{prefix} {step:7s} {name} ({items.index(item) + 1}/{len(items)}) ...",
                           flush=True)
                 else:
                     ok = event["event"] == "done"
-                    results[item] = StepResult(ok, event.get("seconds", 0.0), event.get("error", ""))
+                    cost = {k: event.get(k) for k in ("cpu_seconds", "rss_start_mb", "peak_rss_mb")}
+                    results[item] = StepResult(ok, event.get("seconds", 0.0), event.get("error", ""),
+                                               cost)
                     started = None
-                    print(f"{prefix} {step:7s} {name}: " + (f"done in {event['seconds']:.1f} s" if ok
-                          else f"FAILED: {event.get('error', '')[:300]} (log: {log_path})"), flush=True)
+                    peak = f", peak {event['peak_rss_mb']:.0f} MB" if event.get("peak_rss_mb") else ""
+                    print(f"{prefix} {step:7s} {name}: "
+                          + (f"done in {event['seconds']:.1f} s{peak}" if ok else
+                             f"FAILED: {event.get('error', '')[:300]} (log: {log_path})"), flush=True)
             rc = proc.wait()
         if started is not None:
             results[started] = StepResult(False, 0.0, f"the {step} process died (exit status {rc})")
@@ -275,10 +290,18 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
 
+def _task_files(task_src: Path) -> List[str]:
+    """The files heareval copies from a task into its embedding directory."""
+    meta = json.loads((task_src / "task_metadata.json").read_text())
+    splits = [f"{s}.json" for s in meta.get("splits", [])]
+    return ["task_metadata.json", "labelvocabulary.csv"] + splits
+
+
 def _invalidate_stale(task_src: Path, emb_dir: Path, grid_key: Dict[str, Any], prefix: str) -> None:
-    """Forget embeddings of a task that changed, and predictions made with another grid."""
-    if (emb_dir / ".done.embeddings").exists() and not _same_file(
-            task_src / "task_metadata.json", emb_dir / "task_metadata.json"):
+    """Forget embeddings of a task that changed (its metadata, vocabulary or any split file
+    differs from heareval's copies), and predictions made with another grid."""
+    if (emb_dir / ".done.embeddings").exists() and not all(
+            _same_file(task_src / name, emb_dir / name) for name in _task_files(task_src)):
         print(f"{prefix} {emb_dir.name}: the task changed since it was embedded; recomputing")
         shutil.rmtree(emb_dir)
         return
@@ -290,6 +313,10 @@ def _invalidate_stale(task_src: Path, emb_dir: Path, grid_key: Dict[str, Any], p
             print(f"{prefix} {emb_dir.name}: predictions were made with another grid; redoing")
             for name in ("prediction-done.json", "test.predicted-scores.json", PREDICT_MARKER):
                 (emb_dir / name).unlink(missing_ok=True)
+            cost = emb_dir / COST_FILE  # the old probes' cost goes with them
+            if cost.is_file():
+                kept = {k: v for k, v in json.loads(cost.read_text()).items() if k != "predict"}
+                write_atomic(cost, json.dumps(kept, indent=1))
 
 
 def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path, *,
@@ -347,6 +374,9 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
             outcome[run.name]["embed"] = _launch(
                 "embed", args, to_embed, log_path=out / "logs" / f"{run.run_id}.embed.log",
                 env=env, cwd=out, verbose=verbose, prefix=prefix)
+            for task, r in outcome[run.name]["embed"].items():
+                if r.ok:
+                    record_cost(emb_dirs[task], "embed", r)
 
         embedded = [t.dir for t in present if (emb_dirs[t.dir] / ".done.embeddings").exists()]
         to_predict = [str(emb_dirs[d]) for d in embedded
@@ -362,6 +392,7 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
             for item, r in res.items():
                 if r.ok:
                     (Path(item) / PREDICT_MARKER).write_text(json.dumps(grid_key))
+                    record_cost(Path(item), "predict", r)
             outcome[run.name]["predict"] = {Path(k).name: v for k, v in res.items()}
         done = [r.name for r in runs[:k + 1]]
         rows = collect_rows(config, entries, runs[:k + 1], tasks_dir, out, outcome, chance)
@@ -371,6 +402,7 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
         paths = write_results(out, rows, done, title=f"hear-suite eval: {config.name}",
                               reference_name=config.reference_name, floor=floor_done, png=png,
                               extra={"seconds": timings(out, runs[:k + 1], entries),
+                                     "cost": step_costs(out, runs[:k + 1], entries),
                                      "grid": grid_key,
                                      "tasks_dir": str(tasks_dir),
                                      "runs": [vars(r) for r in runs[:k + 1]]})
@@ -395,6 +427,26 @@ def timings(out: Path, runs: Sequence[Run], entries) -> Dict[str, Dict[str, Dict
                     seconds = json.loads((d / name).read_text()).get(key)
                     if seconds is not None:
                         result.setdefault(run.name, {}).setdefault(t.dir, {})[step] = round(seconds, 2)
+    return result
+
+
+def record_cost(emb_dir: Path, step: str, result: StepResult) -> None:
+    """Keep a step's wall time and peak memory beside heareval's files (:data:`COST_FILE`)."""
+    path = emb_dir / COST_FILE
+    cost = json.loads(path.read_text()) if path.is_file() else {}
+    cost[step] = {"seconds": result.seconds, **result.cost}
+    write_atomic(path, json.dumps(cost, indent=1))
+
+
+def step_costs(out: Path, runs: Sequence[Run], entries) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Per run, task and step, from :data:`COST_FILE`: ``seconds`` (wall, the whole step),
+    ``cpu_seconds``, ``rss_start_mb`` and ``peak_rss_mb`` of the step's process on that task."""
+    result: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for run in runs:
+        for t in entries:
+            path = _emb_dir(out, run, t.dir) / COST_FILE
+            if path.is_file():
+                result.setdefault(run.name, {})[t.dir] = json.loads(path.read_text())
     return result
 
 

@@ -9,8 +9,13 @@ process only (site-packages is never edited).
 Each task goes through heareval's own click runner (``heareval.embeddings.runner`` with
 ``--task``, ``heareval.predictions.runner``), so done-markers, file layout and scores are
 exactly heareval's. A Python exception in one task is reported and the next task runs. Progress
-goes to stdout as lines ``@@hear_suite {"task": ..., "step": ..., "event": "start"|"done"|"failed"}``
-that :mod:`hear_suite.evaluation.driver` reads.
+goes to stdout as lines ``@@hear_suite {"task": ..., "step": ..., "event": ...}`` that
+:mod:`hear_suite.evaluation.driver` reads. Events are ``start``, ``note`` (a message),
+``done`` and ``failed``; the last two carry ``seconds`` (wall),
+``cpu_seconds`` (user + system of the process and its finished children), ``rss_start_mb``
+(the process's resident set when the task began: imports, model) and ``peak_rss_mb``, its
+resident-set high-water mark while on that task (reset before each task through
+``/proc/self/clear_refs`` on Linux; elsewhere the process's peak so far).
 
 Workarounds (``../shared/specs/hear.md``, "Known breakage"):
 
@@ -27,6 +32,16 @@ Workarounds (``../shared/specs/hear.md``, "Known breakage"):
   epoch; in 1.9 that attribute is not read (``trainer.current_epoch`` comes from
   ``fit_loop.epoch_progress.current.completed``), so event tasks raise ``KeyError: <epoch>``.
   We set ``epoch_progress.current.completed`` as well.
+- **sample rates**: heareval reads ``<task>/<model sample rate>/<split>/`` and fails when the
+  task lacks that folder, as every task downloaded from Zenodo (48 kHz only) does for a 16 kHz
+  model. Such a task is read from another rate's folder (the lowest rate at or above the
+  model's, else the highest) and resampled on the fly (polyphase), to exactly
+  ``sample_duration * rate`` samples when the task has a fixed duration; the task directory is
+  not written to. A ``note`` progress event says so.
+- **validation in small grids**: heareval's own task grid validates DCASE 2016 every 10 epochs
+  whatever grid was chosen, so a grid of fewer epochs never validates and heareval fails
+  ("No score None for this model"); the interval is then cut to the grid's ``max_epochs``
+  (:func:`validation_within_epochs`, with a ``note``).
 - **more grids**: heareval knows the grids ``default``, ``fast``, ``faster``. hear_suite adds
   :data:`EXTRA_GRIDS` (``ci``, ``demo``: overrides of heareval's ``PARAM_GRID``, separate for
   scene and event tasks), and ``--grid-json`` applies further overrides to the chosen grid
@@ -45,7 +60,8 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 MARK = "@@hear_suite "
 
@@ -122,6 +138,77 @@ def import_embeddings_runner():
     return sys.modules["heareval.embeddings.runner"]
 
 
+def audio_rates(task_dir: Path) -> List[int]:
+    """The sample rates a task has audio folders for, ascending."""
+    return sorted(int(p.name) for p in Path(task_dir).iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def source_rate(task_dir: Path, rate: int) -> int:
+    """The audio folder to resample from for a model at ``rate``: the lowest rate at or above
+    it (a downsampling loses nothing the model could use), else the highest there is."""
+    rates = audio_rates(task_dir)
+    if not rates:
+        raise FileNotFoundError(f"{task_dir}: no <sample_rate>/ audio folder")
+    above = [r for r in rates if r >= rate]
+    return above[0] if above else rates[-1]
+
+
+class ResampledAudio:
+    """heareval's audio dataset for a split stored at another rate: items ``(float32
+    (samples,), file name)`` at ``rate``, ``length`` samples each when given."""
+
+    def __init__(self, data: Dict, audio_dir: Path, from_rate: int, rate: int,
+                 length: Optional[int]) -> None:
+        if not audio_dir.is_dir():
+            raise FileNotFoundError(f"{audio_dir} is not a directory")
+        self.filenames, self.audio_dir = list(data), audio_dir
+        self.from_rate, self.rate, self.length = from_rate, rate, length
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def __getitem__(self, idx: int) -> Tuple[Any, str]:
+        import numpy as np
+        import soundfile as sf
+
+        from hear_suite.corpora.speech import resample
+
+        name = self.filenames[idx]
+        audio, sr = sf.read(str(self.audio_dir / name), dtype="float32")
+        if sr != self.from_rate:
+            raise ValueError(f"{self.audio_dir / name}: {sr} Hz in the {self.from_rate}/ folder")
+        audio = resample(audio, sr, self.rate)
+        if self.length is not None:  # the exact length hear-preprocess gives each rate
+            audio = np.pad(audio[:self.length], (0, max(0, self.length - len(audio))))
+        return audio.astype(np.float32), name
+
+
+def patch_missing_sample_rate() -> None:
+    """Let heareval embed a task that has no audio folder at the model's sample rate."""
+    import heareval.embeddings.task_embeddings as te
+    from torch.utils.data import DataLoader
+
+    original = te.get_dataloader_for_embedding
+    if getattr(original, "_hear_suite_patched", False):
+        return
+
+    def get_dataloader_for_embedding(data, audio_dir, embedding, batch_size=64):
+        audio_dir = Path(audio_dir)
+        if audio_dir.is_dir():
+            return original(data, audio_dir, embedding, batch_size=batch_size)
+        task_dir, split, rate = audio_dir.parent.parent, audio_dir.name, int(embedding.sample_rate)
+        from_rate = source_rate(task_dir, rate)
+        duration = json.loads((task_dir / "task_metadata.json").read_text())["sample_duration"]
+        length = None if duration is None else int(round(duration * rate))
+        emit(task=task_dir.name, step="embed", event="note",
+             message=f"no {rate}/ audio: split {split} resampled from {from_rate}/ on the fly")
+        dataset = ResampledAudio(data, task_dir / str(from_rate) / split, from_rate, rate, length)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False)
+
+    get_dataloader_for_embedding._hear_suite_patched = True
+    te.get_dataloader_for_embedding = get_dataloader_for_embedding
+
+
 def patch_event_test_epoch() -> None:
     """Make ``trainer.test`` see the best validation epoch under pytorch-lightning 1.9."""
     import heareval.predictions.task_predictions as tp
@@ -195,30 +282,119 @@ def grid_installed(grid: Dict[str, List[Any]]) -> Iterator[str]:
         tp.FASTER_PARAM_GRID = saved
 
 
+@contextlib.contextmanager
+def validation_within_epochs(metadata: Dict[str, Any], grid: Optional[Dict[str, List[Any]]],
+                             task: str) -> Iterator[None]:
+    """Make heareval validate at least once. heareval's own task grid validates DCASE 2016
+    every 10 epochs whatever grid was chosen; with fewer epochs than that (a small grid) no
+    validation runs and heareval fails with "No score None for this model". While active, that
+    task's validation interval is cut to the grid's largest ``max_epochs``."""
+    import heareval.predictions.task_predictions as tp
+
+    name = metadata["task_name"]
+    task_grid = tp.TASK_SPECIFIC_PARAM_GRID.get(name)
+    final = dict(grid if grid is not None else tp.PARAM_GRID)
+    final.update(task_grid or {})
+    final.update(metadata.get("evaluation_params", {}).get("task_specific_param_grid", {}))
+    most = max(final["max_epochs"])
+    if task_grid is None or min(final["check_val_every_n_epoch"]) <= most:
+        yield
+        return
+    emit(task=task, step="predict", event="note",
+         message=f"heareval validates {name} every {min(final['check_val_every_n_epoch'])} epochs, "
+                 f"more than the grid's {most}: validating every {most} instead")
+    tp.TASK_SPECIFIC_PARAM_GRID[name] = dict(task_grid, check_val_every_n_epoch=[most])
+    try:
+        yield
+    finally:
+        tp.TASK_SPECIFIC_PARAM_GRID[name] = task_grid
+
+
 # ---------------------------------------------------------------------------------------------
 # steps
 # ---------------------------------------------------------------------------------------------
+
+def reset_peak_rss() -> None:
+    """Reset this process's resident-set high-water mark to its current size (Linux; a no-op
+    where ``/proc/self/clear_refs`` cannot be written)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _status_mb(field: str) -> Optional[float]:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> Optional[float]:
+    """This process's resident set now, in MB (Linux; else None)."""
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> Optional[float]:
+    """The resident-set high-water mark in MB (``VmHWM``; else ``ru_maxrss``)."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, OSError):
+        return None
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads) of this process and its finished children
+    (heareval's data-loader workers): less sensitive than wall time to a busy machine."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
 
 def _run_tasks(step: str, tasks: List[str], run_one: Callable[[str], None]) -> int:
     failed = 0
     for task in tasks:
         emit(task=task, step=step, event="start")
-        start = time.time()
+        rss_start = rss_mb()  # what the process held before (imports, model)
+        reset_peak_rss()
+        start, cpu_start = time.time(), cpu_seconds()
+
+        def cost() -> Dict[str, Any]:
+            # the kernel updates the high-water mark lazily: it may lag the size at the reset
+            peak = peak_rss_mb()
+            peak = max(peak, rss_start) if peak is not None and rss_start is not None else peak
+            return {"seconds": round(time.time() - start, 2),
+                    "cpu_seconds": round(cpu_seconds() - cpu_start, 2),
+                    "rss_start_mb": rss_start, "peak_rss_mb": peak}
+
         try:
             run_one(task)
         except (Exception, SystemExit) as exc:  # click may raise SystemExit on bad arguments
             failed += 1
             traceback.print_exc()
             sys.stdout.flush()
-            emit(task=task, step=step, event="failed", seconds=round(time.time() - start, 2),
+            emit(task=task, step=step, event="failed", **cost(),
                  error=f"{type(exc).__name__}: {exc}"[-2000:])
         else:
-            emit(task=task, step=step, event="done", seconds=round(time.time() - start, 2))
+            emit(task=task, step=step, event="done", **cost())
     return failed
 
 
 def embed(args: argparse.Namespace) -> int:
     runner = import_embeddings_runner()
+    patch_missing_sample_rate()
 
     def run_one(task: str) -> None:
         argv = [args.module, "--tasks-dir", args.tasks_dir, "--task", task,
@@ -239,16 +415,17 @@ def predict(args: argparse.Namespace) -> int:
 
     def run_one(task_dir: str) -> None:
         with open(os.path.join(task_dir, "task_metadata.json")) as f:
-            embedding_type = json.load(f)["embedding_type"]
-        grid = build_grid(args.grid, overrides, embedding_type)
+            metadata = json.load(f)
+        grid = build_grid(args.grid, overrides, metadata["embedding_type"])
         common = ["--grid-points", str(args.grid_points), "--deterministic", "True"]
         if args.gpus is not None:
             common += ["--gpus", args.gpus]
-        if grid is None:
-            runner.runner.main([task_dir, "--grid", args.grid, *common], standalone_mode=False)
-        else:
-            with grid_installed(grid) as name:
-                runner.runner.main([task_dir, "--grid", name, *common], standalone_mode=False)
+        with validation_within_epochs(metadata, grid, task_dir):
+            if grid is None:
+                runner.runner.main([task_dir, "--grid", args.grid, *common], standalone_mode=False)
+            else:
+                with grid_installed(grid) as name:
+                    runner.runner.main([task_dir, "--grid", name, *common], standalone_mode=False)
 
     return _run_tasks("predict", args.task_dirs, run_one)
 
