@@ -575,7 +575,9 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         training.log(f"--max-steps {args.max_steps}: stopped at step {step}; code books of these "
                      f"weights follow; rerun without it to continue from {run_dir.last}")
     digest = training.check_replicas_identical(ae)
-    if not info.is_main:  # k-means is rank 0's alone; no collective follows, nothing to wait for
+    if not info.is_main:  # k-means is rank 0's alone: wait for its file, then leave together
+        wait_for_file(out / WEIGHTS, since=time.time())
+        training.barrier()
         return {}
     valid_mse = valid_losses(ae, valid_batch)
     books = fit_codebooks(ae, mels, train_ids, config, args, mean=mean, std=std,
@@ -608,4 +610,13 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         f"{v} {s['codes_used']}/{config.codebook_size} used ({s['algorithm']}, "
         f"{s['vectors']} vectors)" for v, s in books["summary"].items())
         + f" -> {out / WEIGHTS}")
+    training.barrier()  # every rank leaves the process group together (gloo aborts otherwise)
     return provenance
+
+
+def wait_for_file(path: Path, *, since: float) -> None:
+    """Return once ``path`` has been (atomically) written at or after ``since`` (seconds since
+    the epoch). The other ranks wait for rank 0's k-means this way rather than at a collective,
+    whose timeout (10 minutes under NCCL) a long k-means could outlast."""
+    while not (path.is_file() and path.stat().st_mtime >= since - 1.0):
+        time.sleep(cache.POLL_S)
