@@ -117,19 +117,45 @@ class CroppedClips(Dataset):
             return i, torch.from_numpy(read_open(f, start, self.crop.window))
 
 
-class WholeClips(Dataset):
-    """``dataset[i]`` -> ``(i, audio (n_i,))``: whole clips, for evaluation."""
+def read_resampled(path: Path, sample_rate: int) -> np.ndarray:
+    """A whole wav file as float32 mono ``(samples,)`` at ``sample_rate``, resampled if it is at
+    another rate (one open of the file)."""
+    with sf.SoundFile(str(path)) as f:
+        rate = f.samplerate
+        audio = read_open(f, 0, f.frames)
+    if rate != sample_rate:
+        from hear_suite.corpora.speech import resample
 
-    def __init__(self, paths: Sequence[Path], sample_rate: int) -> None:
+        audio = resample(audio, rate, sample_rate)
+    return audio
+
+
+class WholeClips(Dataset):
+    """``dataset[i]`` -> ``(i, audio (n_i,))``: whole clips (evaluation, the bag-of-codes cache).
+    A file at another rate than ``sample_rate`` is an error, or with ``resample`` resampled."""
+
+    def __init__(self, paths: Sequence[Path], sample_rate: int, *, resample: bool = False
+                 ) -> None:
         self.paths = [Path(p) for p in paths]
         self.sample_rate = sample_rate
+        self.resample = resample
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tuple[int, Tensor]:
+        if self.resample:
+            return i, torch.from_numpy(read_resampled(self.paths[i], self.sample_rate))
         with open_wav(self.paths[i], self.sample_rate) as f:
             return i, torch.from_numpy(read_open(f, 0, f.frames))
+
+
+def fixed_draws(indices: Sequence[int], batch_size: int) -> List[List[Draw]]:
+    """``indices`` in batches of ``batch_size``, each clip with draw id 0: for crops that take
+    no randomness (``start`` crops without shift), e.g. evaluation or statistics."""
+    indices = list(indices)
+    return [[(i, 0) for i in indices[k:k + batch_size]]
+            for k in range(0, len(indices), batch_size)]
 
 
 def equal_length_batches(lengths: Sequence[int], indices: Sequence[int], batch_size: int
@@ -180,9 +206,9 @@ def epoch_order(n: int, *, epoch: int, seed: int, rank: int, world_size: int,
         raise ValueError(f"{len(weights)} weights for {n} clips")
     g = torch.Generator().manual_seed(derive_seed(seed, epoch, 1))
     order = torch.multinomial(weights, n, replacement=True, generator=g)
-    per_rank = math.ceil(n / world_size)
-    order = torch.cat([order, order[: per_rank * world_size - n]])
-    return order[rank::world_size]
+    # the draws sharded (and padded) exactly as a permutation would be
+    return order[shard_indices(n, rank=rank, world_size=world_size, epoch=epoch, seed=seed,
+                               shuffle=False)]
 
 
 class EpochBatches(Sampler[List[Draw]]):

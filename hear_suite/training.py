@@ -640,11 +640,26 @@ def restore_training_state(state: Mapping[str, Any], *, model: nn.Module, optimi
         seed_everything(derive_seed(seed, state["epoch"]), info.rank)
 
 
+def save_run_state(path: PathLike, *, info: DistInfo, model: nn.Module, optimizer: Optimizer,
+                   scheduler: LRScheduler, epoch: int, step: int, position: "EpochPosition",
+                   best_metric: Optional[float], extra: Mapping[str, Any]) -> None:
+    """:func:`save_training_state` from every rank at once: gathers all ranks' RNG states (a
+    collective: call it on every rank), rank 0 writes, with ``position`` as
+    ``extra["in_epoch"]`` (``epoch``: epochs completed; ``position``: steps into the next)."""
+    rngs = all_gather_objects(rng_state(info.device))
+    if info.is_main:
+        save_training_state(path, model=model, optimizer=optimizer, scheduler=scheduler,
+                            epoch=epoch, step=step, rng=rngs, best_metric=best_metric,
+                            extra={**extra, "in_epoch": position.to_dict()})
+
+
 def resume(path: PathLike, key: Mapping[str, Any], *, model: nn.Module, optimizer: Optimizer,
-           scheduler: LRScheduler, info: DistInfo, seed: int) -> Dict[str, Any]:
-    """Read the state at ``path``, refuse it unless its ``extra`` holds ``key`` (what defines the
-    run: model config, corpus, ...), restore it (:func:`restore_training_state`) and return it."""
-    state = load_training_state(path)
+           scheduler: LRScheduler, info: DistInfo, seed: int,
+           state: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Read the state at ``path`` (or take ``state``, already read from it), refuse it unless its
+    ``extra`` holds ``key`` (what defines the run: model config, corpus, ...), restore it
+    (:func:`restore_training_state`) and return it."""
+    state = dict(state) if state is not None else load_training_state(path)
     if {k: state["extra"].get(k) for k in key} != dict(key):
         raise SystemExit(f"{path} was made for another model or data; use --restart or "
                          f"another --out")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import hear_suite.bagofcodes as boc
-from hear_suite import checkpoint, cli, training
+from hear_suite import checkpoint, cli, data, training
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder, windowed_counts
 from hear_suite.bagofcodes import cache as boc_cache
 from hear_suite.bagofcodes import train as T
@@ -344,7 +344,7 @@ def test_log_mel_cache_holds_the_frontend_output(wav_dir, tmp_path):
     assert built and len(mels) == len(files) == 8
     stored = []
     for i, path in enumerate(files):
-        audio = torch.from_numpy(boc_cache.read_audio(path, SR))
+        audio = torch.from_numpy(data.read_resampled(path, SR))
         want = boc_cache.clip_log_mel(audio, frontend, config, torch.device("cpu"))
         blocks = boc_cache.clip_log_mel(audio, frontend, config, torch.device("cpu"),
                                         block_frames=7)

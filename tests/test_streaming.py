@@ -251,11 +251,19 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(model, toy_task, long_task
     assert rows(straight) == rows(resumed)
 
 
-def test_checkpoint_every_writes_mid_epoch_state(toy_task, tmp_path):
+def test_checkpoint_every_writes_mid_epoch_state(toy_task, tmp_path, monkeypatch):
     out = tmp_path / "run"
     train("kwmlp", toy_task, out, "--epochs", "1", "--checkpoint-every", "4", "--max-steps", "5")
     state = training.load_training_state(out / "last.pt")
     assert state["step"] == 5 and state["extra"]["in_epoch"]["steps"] == 5  # max-steps saved it
+    # every write of last.pt: mid-epoch every 4 steps, and at each epoch's end (6 steps each)
+    saved = []
+    write = training.save_training_state
+    monkeypatch.setattr(training, "save_training_state", lambda path, **kw: (
+        saved.append((kw["epoch"], kw["step"], kw["extra"]["in_epoch"]["steps"])),
+        write(path, **kw)))
+    train("kwmlp", toy_task, tmp_path / "every", "--epochs", "2", "--checkpoint-every", "4")
+    assert saved == [(0, 4, 4), (1, 6, 0), (1, 8, 2), (2, 12, 0)]
 
 
 def test_max_steps_writes_loadable_weights(long_task, tmp_path):

@@ -163,8 +163,8 @@ def log_mel_statistics(split: Split, embedder: ASTEmbedder, *, n_clips: int, wor
     clips = data.CroppedClips([split.paths[i] for i in pick], crop, embedder.sample_rate)
     sums = torch.zeros(3, dtype=torch.float64)
     lo, hi = float("inf"), float("-inf")
-    batches = [[(k, 0) for k in range(b, min(b + 64, len(pick)))] for b in range(0, len(pick), 64)]
-    for _, audio in data.loader(clips, batches, workers=workers, device=embedder.device,
+    for _, audio in data.loader(clips, data.fixed_draws(range(len(pick)), 64), workers=workers,
+                                device=embedder.device,
                                 collate_fn=data.stack_clips):
         x = embedder.frontend(audio.to(embedder.device)).double()
         sums += torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()))]).cpu()
@@ -405,7 +405,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     key = {"config": config.to_dict(), "balanced": args.balanced, "crop": args.crop}
     if state is not None:
         state = training.resume(resume_from, key, model=model, optimizer=optimizer,
-                                scheduler=scheduler, info=info, seed=args.seed)
+                                scheduler=scheduler, info=info, seed=args.seed, state=state)
         start_epoch, step = state["epoch"], state["step"]
         best, best_epoch = state["best_metric"], state["extra"]["best_epoch"]
         elapsed = state["extra"]["elapsed_s"]
@@ -420,14 +420,11 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         metrics.truncate(start_epoch)
 
     def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
-        rngs = training.all_gather_objects(training.rng_state(info.device))
-        if info.is_main:
-            training.save_training_state(
-                run_dir.last, model=model, optimizer=optimizer, scheduler=scheduler,
-                epoch=epoch_done, step=at_step, rng=rngs, best_metric=best,
-                extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed,
-                       "epochs": args.epochs, "world_size": info.world_size, "swa": swa,
-                       "swa_count": swa_count, "in_epoch": at.to_dict()})
+        training.save_run_state(
+            run_dir.last, info=info, model=model, optimizer=optimizer, scheduler=scheduler,
+            epoch=epoch_done, step=at_step, position=at, best_metric=best,
+            extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed, "epochs": args.epochs,
+                   "world_size": info.world_size, "swa": swa, "swa_count": swa_count})
 
     forward = training.compiled(training.wrap_ddp(model, info), args.compile)
     stepper = training.Stepper(forward, optimizer, scheduler, clip_value=args.clip_value)

@@ -28,15 +28,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from hear_suite import checkpoint, data, training
 from hear_suite.bagofcodes.model import BagOfCodesConfig
-from hear_suite.tasks import load_wav
 
 DATA, INDEX = "logmel.f16", "logmel.pt"
 FORMAT, VERSION = "hear_suite_logmel_cache", 1
@@ -50,17 +47,6 @@ POLL_S = 0.5  # seconds between the waiting ranks' looks for the index
 
 # ---------------------------------------------------------------------------------------------
 # audio and log-mels
-
-
-def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """A wav file as float32 mono ``(samples,)`` at ``sample_rate`` (resampled if needed)."""
-    audio = load_wav(path)
-    sr = sf.info(str(path)).samplerate
-    if sr != sample_rate:
-        from hear_suite.corpora.speech import resample
-
-        audio = resample(audio, sr, sample_rate)
-    return audio
 
 
 @torch.no_grad()
@@ -82,20 +68,6 @@ def clip_log_mel(audio: Tensor, frontend: nn.Module, config: BagOfCodesConfig,
         piece = audio[k * hop:(k + n - 1) * hop + win]
         out.append(frontend(piece[None].to(device))[0].cpu())
     return torch.cat(out, dim=1)
-
-
-class AudioFiles(Dataset):
-    """``dataset[i]`` -> ``(i, audio (samples,))`` float32 at ``sample_rate``: whole files."""
-
-    def __init__(self, paths: Sequence[Path], sample_rate: int) -> None:
-        self.paths = [Path(p) for p in paths]
-        self.sample_rate = sample_rate
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> Tuple[int, Tensor]:
-        return i, torch.from_numpy(read_audio(self.paths[i], self.sample_rate))
 
 
 def only(batch: list) -> Any:
@@ -204,7 +176,7 @@ def build(directory: Path, files: Sequence[Path], key: Dict[str, Any], config: B
     tmp = directory / f".{DATA}.{os.getpid()}.tmp"
     offsets, sums, samples = [0], np.zeros((len(files), 2)), 0
     batches = [[i] for i in range(len(files))]
-    loader = data.loader(AudioFiles(files, config.sample_rate), batches, workers=workers,
+    loader = data.loader(data.WholeClips(files, config.sample_rate, resample=True), batches, workers=workers,
                          device=device, collate_fn=only)
     try:
         with open(tmp, "wb") as f:

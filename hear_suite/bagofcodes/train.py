@@ -60,7 +60,7 @@ from torch.utils.data import Dataset
 
 from hear_suite import checkpoint, data, training
 from hear_suite.bagofcodes import cache
-from hear_suite.bagofcodes.cache import MelCache, clip_log_mel, read_audio
+from hear_suite.bagofcodes.cache import MelCache, clip_log_mel
 from hear_suite.bagofcodes.io import save_bagofcodes
 from hear_suite.bagofcodes.model import (VIEWS, BagOfCodes, BagOfCodesConfig, build_decoder,
                                          build_encoder, build_frontend, view_vectors)
@@ -150,7 +150,7 @@ def spectrograms(files: Sequence[Path], frontend: nn.Module, config: BagOfCodesC
     the cache instead)."""
     out, seconds = [], 0.0
     for path in training.progress(files, desc="log-mel", leave=False):
-        audio = torch.from_numpy(read_audio(path, config.sample_rate))
+        audio = torch.from_numpy(data.read_resampled(path, config.sample_rate))
         seconds += len(audio) / config.sample_rate
         out.append(clip_log_mel(audio, frontend, config, device))
     return out, seconds
@@ -525,13 +525,11 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         metrics.truncate(start_epoch)
 
     def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
-        rngs = training.all_gather_objects(training.rng_state(info.device))
-        if info.is_main:
-            training.save_training_state(
-                run_dir.last, model=ae, optimizer=optimizer, scheduler=scheduler,
-                epoch=epoch_done, step=at_step, rng=rngs, best_metric=None,
-                extra={**key, "elapsed_s": elapsed, "epochs": args.epochs,
-                       "world_size": info.world_size, "in_epoch": at.to_dict()})
+        training.save_run_state(
+            run_dir.last, info=info, model=ae, optimizer=optimizer, scheduler=scheduler,
+            epoch=epoch_done, step=at_step, position=at, best_metric=None,
+            extra={**key, "elapsed_s": elapsed, "epochs": args.epochs,
+                   "world_size": info.world_size})
 
     batches = StepBatches(mels, train_ids, config, mean=mean, std=std,
                           micro=training.micro_batch_size(args, info.world_size),

@@ -148,8 +148,8 @@ def evaluate(model: KWMLP, frontend: nn.Module, split: Split, clips: data.Croppe
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
     share = training.split_rank(len(split), rank=info.rank, world_size=info.world_size).tolist()
-    batches = [[(i, 0) for i in share[k:k + batch_size]] for k in range(0, len(share), batch_size)]
-    for indices, audio in data.loader(clips, batches, workers=workers, device=info.device,
+    for indices, audio in data.loader(clips, data.fixed_draws(share, batch_size),
+                                      workers=workers, device=info.device,
                                       collate_fn=data.stack_clips):
         logits = model(frontend(audio.to(info.device))).float().cpu()
         y = split.y[indices]
@@ -234,14 +234,11 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         metrics.truncate(start_epoch)
 
     def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
-        rngs = training.all_gather_objects(training.rng_state(info.device))
-        if info.is_main:
-            training.save_training_state(
-                run_dir.last, model=model, optimizer=optimizer, scheduler=scheduler,
-                epoch=epoch_done, step=at_step, rng=rngs, best_metric=best_acc,
-                extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed,
-                       "epochs": args.epochs, "world_size": info.world_size,
-                       "in_epoch": at.to_dict()})
+        training.save_run_state(
+            run_dir.last, info=info, model=model, optimizer=optimizer, scheduler=scheduler,
+            epoch=epoch_done, step=at_step, position=at, best_metric=best_acc,
+            extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed, "epochs": args.epochs,
+                   "world_size": info.world_size})
 
     # Stochastic depth drops whole blocks, so some parameters get no gradient in a step.
     forward = training.compiled(training.wrap_ddp(model, info, find_unused_parameters=True),
