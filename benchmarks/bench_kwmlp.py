@@ -6,12 +6,15 @@ Prints, for both implementations in the same run:
 - throughput: audio seconds embedded per wall second, 16 clips of 10 s, timestamp and scene;
 - peak extra memory while embedding one 20-minute clip (each measured in a fresh process: peak
   RSS above the level after loading the model and the audio on CPU, peak allocated on CUDA);
-- the largest difference between the two outputs (they must agree within 1e-4).
+- the largest difference between the two outputs (they must agree within 1e-4);
+- a roofline line: the FLOPs per audio second of the timestamp path against those measured, and
+  the peak of a large float32 matrix product through the same kernels (``hear_suite.onednn``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +27,10 @@ from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: 
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
+from hear_suite import onednn  # noqa: E402
+from hear_suite.audio import num_chunks  # noqa: E402
 from hear_suite.kwmlp import original  # noqa: E402
+from hear_suite.kwmlp.model import KWMLPConfig  # noqa: E402
 
 
 def build(impl: str, weights, device: str):
@@ -33,6 +39,26 @@ def build(impl: str, weights, device: str):
         return model
     sd = original.to_original(model.encoder.state_dict(), model.config)["model_state_dict"]
     return OriginalStyleKWMLP({k: v.to(device) for k, v in sd.items()}, model.frontend.nnaudio)
+
+
+def flops_per_chunk(c: KWMLPConfig) -> float:
+    """Floating point operations (a multiply-add is 2) of one chunk: the MFCC (real FFT counted
+    as 2.5 n log2 n, window, squares, mel filters, DCT) and the encoder (patch embedding; per
+    block proj_in, token mixing, proj_out). Norms, GELUs and products are left out."""
+    t, d, ff = c.num_frames, c.dim, c.dim * c.ff_mult
+    bins = c.n_fft // 2 + 1
+    frontend = t * (2.5 * c.n_fft * math.log2(c.n_fft) + c.n_fft + 2 * bins
+                    + 2 * (2 * bins) * c.n_mels + 2 * c.n_mels * c.n_mfcc)
+    block = 2 * t * d * ff + 2 * t * t * (ff // 2) + 2 * t * (ff // 2) * d
+    return frontend + 2 * t * c.n_mfcc * d + c.depth * block
+
+
+def matmul_roof(device: str, repeats: int) -> float:
+    """GFLOP/s of a (4096 x 1024) x (1024 x 1024) float32 product through ``onednn.linear``."""
+    g = torch.Generator().manual_seed(0)
+    x, w = (torch.randn(shape, generator=g).to(device) for shape in ((4096, 1024), (1024, 1024)))
+    wall, _ = timed(lambda: onednn.linear(x, w), repeats, x.is_cuda)
+    return 2 * 4096 * 1024 * 1024 / wall / 1e9
 
 
 def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
@@ -80,6 +106,16 @@ def main() -> None:
         b = throughput(ref, audio, kind, args.repeats)
         print(f"throughput {kind:9s} (16 x 10 s): hear_suite {a:7.0f}x real time, "
               f"reference {b:7.0f}x, ratio {a / b:.2f}")
+    ts_speed = throughput(ours, audio, "timestamp", args.repeats)
+    config = ours.config
+    chunks_per_second = num_chunks(audio.shape[1] + 320, config.chunk_samples) / 10
+    flops = flops_per_chunk(config) * chunks_per_second
+    roof = matmul_roof(args.device, args.repeats)
+    print(f"roofline: {flops_per_chunk(config) / 1e6:.1f} MFLOP per 1-s chunk, "
+          f"{chunks_per_second:.1f} chunks per audio second (10 s clips) = {flops / 1e6:.0f} "
+          f"MFLOP per audio second; at {ts_speed:.0f}x real time {flops * ts_speed / 1e9:.0f} "
+          f"GFLOP/s, {100 * flops * ts_speed / 1e9 / roof:.0f}% of the {roof:.0f} GFLOP/s of a "
+          f"4096x1024x1024 float32 product (oneDNN: {onednn.available() and onednn.ENABLED})")
     a = peak_memory("hear_suite", args.weights, args.device)
     b = peak_memory("reference", args.weights, args.device)
     print(f"peak extra memory, one 20-minute clip (timestamp + scene): hear_suite {a:.0f} MB, "

@@ -8,6 +8,8 @@ import io
 import torch
 from torch import nn
 
+from hear_suite import onednn
+
 
 def _quiet(build):
     # nnAudio prints kernel-creation messages even with verbose=False in some versions.
@@ -16,37 +18,47 @@ def _quiet(build):
 
 
 class MFCC(nn.Module):
-    """nnAudio's MFCC layer, with its STFT computed by FFT on the CPU.
+    """nnAudio's MFCC layer, computed token-major with an FFT on the CPU.
 
     nnAudio computes the STFT as a ``conv1d`` with one ``n_fft``-tap kernel per frequency and
     part (482 kernels of 480 taps for KW-MLP): about 3.7x the cost of an FFT of the same windowed
-    frames on a CPU, and a third of KW-MLP's embedding time. On the CPU the power spectrum comes
-    from ``torch.fft.rfft`` of the frames times nnAudio's own window; nnAudio's mel filters, dB
-    scaling (per-item ``top_db``) and DCT are then applied unchanged, so the output equals
-    ``self.nnaudio(audio)`` within float32 rounding (tested). Elsewhere (CUDA, where the
-    convolution is fast) and for ``center=True`` the nnAudio layer runs as it is.
+    frames on a CPU, and a third of KW-MLP's embedding time; its DCT is an FFT with a dozen small
+    passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``; the squared real
+    and imaginary parts go through nnAudio's mel filters (each weight twice), then nnAudio's dB
+    scaling (per-item ``top_db``) and nnAudio's DCT as the matrix it applies (read off by applying
+    it to the identity), both products by :func:`hear_suite.onednn.linear` on frames-major
+    tensors. The output equals ``self.nnaudio(audio)`` within float32 rounding (tested).
+    Elsewhere (CUDA, where the convolution is fast), for ``center=True`` and for 3-D input the
+    nnAudio layer runs as it is.
 
-    ``(n, samples)`` -> ``(n, n_mfcc, frames)``.
+    ``(n, samples)`` -> ``(n, n_mfcc, frames)`` (on the CPU a transposed view of a frames-major
+    tensor, which is the layout the KW-MLP encoder reads).
     """
 
     def __init__(self, nnaudio_mfcc: nn.Module) -> None:
         super().__init__()
         self.nnaudio = nnaudio_mfcc
+        mel_basis = nnaudio_mfcc.melspec_layer.mel_basis                  # (n_mels, freq_bins)
+        self.register_buffer("mel_basis_interleaved", mel_basis.repeat_interleave(2, dim=1),
+                             persistent=False)
+        identity = torch.eye(mel_basis.shape[0])[None]                    # n_mels frames of e_j
+        dct = nnaudio_mfcc._dct(identity, norm="ortho")[0]               # (coefficient, mel)
+        self.register_buffer("dct_matrix", dct[:nnaudio_mfcc.m_mfcc].contiguous(),
+                             persistent=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        mel, layer = self.nnaudio.melspec_layer, self.nnaudio
-        stft = mel.stft
-        if audio.device.type != "cpu" or audio.dim() != 2 or stft.center:
+        layer, stft = self.nnaudio, self.nnaudio.melspec_layer.stft
+        if (audio.device.type != "cpu" or audio.dim() != 2 or stft.center
+                or layer.melspec_layer.power != 2):
             return layer(audio)
         n_fft = stft.wcos.shape[-1]
         window = stft.wcos[0, 0]  # the frequency-0 cosine kernel is the (padded) window itself
         frames = audio.unfold(-1, n_fft, stft.stride) * window        # (n, frames, n_fft)
         spectrum = torch.fft.rfft(frames, n=n_fft)[..., :stft.freq_bins]
-        power = spectrum.real.square() + spectrum.imag.square()       # |X|^2, nnAudio's power 2
-        if mel.power != 2:
-            power = power.sqrt() ** mel.power
-        mel_power = torch.matmul(mel.mel_basis, power.transpose(1, 2))
-        return layer._dct(layer._power_to_db(mel_power), norm="ortho")[:, :layer.m_mfcc, :]
+        squares = torch.view_as_real(spectrum).flatten(2).square()    # re^2, im^2 interleaved
+        mel_power = onednn.linear(squares, self.mel_basis_interleaved)  # |X|^2 through the filters
+        mfcc = onednn.linear(layer._power_to_db(mel_power), self.dct_matrix)
+        return mfcc.transpose(1, 2)
 
 
 def mfcc(*, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, win_length: int,

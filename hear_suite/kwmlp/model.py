@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import frontends
+from hear_suite import frontends, onednn
 
 SPEECH_COMMANDS_35: Tuple[str, ...] = tuple(
     "backward bed bird cat dog down eight five follow forward four go happy house learn left marvin "
@@ -94,7 +94,9 @@ class SpatialGatingUnit(nn.Module):
     across tokens with a learned ``tokens x tokens`` projection, and return ``gate * res``.
 
     The projection is a ``Conv1d(tokens, tokens, 1)`` (tokens as channels), the parameter layout of
-    the original code; it is computed as one batched matrix product.
+    the original code. For inference on the CPU it is a linear layer over the token axis of the
+    transposed gate, which oneDNN runs at about twice the speed of MKL's batched product
+    (:mod:`hear_suite.onednn`); under autograd and on CUDA, one batched matrix product.
     """
 
     def __init__(self, *, dim_ff: int, num_tokens: int) -> None:
@@ -109,11 +111,15 @@ class SpatialGatingUnit(nn.Module):
     def forward(self, res: Tensor, gate: Tensor) -> Tensor:
         """``res``, ``gate``: the two halves ``(B, tokens, dim_ff // 2)`` -> same shape."""
         gate = self.norm(gate)
-        b = gate.shape[0]
-        weight = self.proj.weight.squeeze(-1)
-        gate = torch.baddbmm(self.proj.bias[:, None].expand(b, -1, gate.shape[-1]),
-                             weight.expand(b, -1, -1), gate)
-        return gate * res
+        weight, bias = self.proj.weight.squeeze(-1), self.proj.bias          # (tokens, tokens)
+        if onednn.usable(gate, weight, bias):
+            # a linear layer over the token axis of the (copied) transposed gate
+            mixed = onednn.linear(gate.transpose(1, 2), weight, bias).transpose(1, 2)
+        else:  # autograd or CUDA: one batched product, no transposed copies
+            b, _, channels = gate.shape
+            mixed = torch.baddbmm(bias[:, None].expand(b, -1, channels),
+                                  weight.expand(b, -1, -1), gate)
+        return res * mixed  # res first: the product comes out token-major
 
 
 class GatedMLPBlock(nn.Module):
@@ -131,9 +137,10 @@ class GatedMLPBlock(nn.Module):
         # spares LayerNorm a copy of the strided half (same parameters, same values).
         half = self.proj_in.out_features // 2
         w, b = self.proj_in.weight, self.proj_in.bias
-        res = F.gelu(F.linear(x, w[:half], b[:half]))
-        gate = F.gelu(F.linear(x, w[half:], b[half:]))
-        return x + self.norm(self.proj_out(self.sgu(res, gate)))
+        res = onednn.linear(x, w[:half], b[:half], activation="gelu")
+        gate = onednn.linear(x, w[half:], b[half:], activation="gelu")
+        y = onednn.linear(self.sgu(res, gate), self.proj_out.weight, self.proj_out.bias)
+        return x + self.norm(y)
 
 
 def surviving_blocks(n_blocks: int, survival_prob: float) -> List[int]:
@@ -171,7 +178,7 @@ class KWMLP(nn.Module):
         if mfcc.shape[-1] != self.config.num_frames:
             raise ValueError(f"KW-MLP expects {self.config.num_frames} MFCC frames per chunk, "
                              f"got {mfcc.shape[-1]}")
-        x = self.patch_embed(mfcc.transpose(1, 2))
+        x = onednn.linear(mfcc.transpose(1, 2), self.patch_embed.weight, self.patch_embed.bias)
         n = self.config.depth if depth is None else depth
         order = (surviving_blocks(n, self.config.survival_prob) if self.training
                  else range(n))
