@@ -6,6 +6,7 @@ import contextlib
 import io
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hear_suite import onednn
@@ -17,14 +18,35 @@ def _quiet(build):
         return build()
 
 
+def stft_squares(audio: torch.Tensor, stft: nn.Module, *, n_fft: int, bins: int) -> torch.Tensor:
+    """Squared STFT of nnAudio's ``stft`` layer (``center=False``) by FFT, frames-major.
+
+    ``(n, samples)`` -> ``(n, frames, 2 * bins)``: for each frequency bin the squared real and
+    imaginary parts side by side (summing each pair gives the power spectrum). Frame ``k`` is the
+    samples ``k * hop ..`` times the layer's window (the length of its kernels), zero-padded to
+    ``n_fft``: the layer's ``conv1d`` spectrum up to a phase, so the same power, at a fraction of
+    the cost on a CPU (KW-MLP: 241 x 2 kernels of 480 taps per frame against one 480-point FFT).
+    """
+    window = stft.wcos[0, 0]  # the frequency-0 cosine kernel is the window itself
+    taps = window.shape[0]
+    n_frames = 1 + (audio.shape[-1] - taps) // stft.stride
+    # frames of n_fft samples times the window zero-padded to n_fft: the FFT then needs no padded
+    # copy of each frame (the audio's end is padded once instead)
+    if taps < n_fft:
+        audio, window = F.pad(audio, (0, n_fft - taps)), F.pad(window, (0, n_fft - taps))
+    frames = audio.unfold(-1, n_fft, stft.stride)[:, :n_frames]        # (n, frames, n_fft)
+    spectrum = torch.fft.rfft(frames * window)[..., :bins]
+    return torch.view_as_real(spectrum).flatten(2).square_()  # the spectrum is ours to overwrite
+
+
 class MFCC(nn.Module):
     """nnAudio's MFCC layer, computed token-major with an FFT on the CPU.
 
     nnAudio computes the STFT as a ``conv1d`` with one ``n_fft``-tap kernel per frequency and
     part (482 kernels of 480 taps for KW-MLP): about 3.7x the cost of an FFT of the same windowed
     frames on a CPU, and a third of KW-MLP's embedding time; its DCT is an FFT with a dozen small
-    passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``; the squared real
-    and imaginary parts go through nnAudio's mel filters (each weight twice), then nnAudio's dB
+    passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``
+    (:func:`stft_squares`); the squared real and imaginary parts go through nnAudio's mel filters (each weight twice), then nnAudio's dB
     scaling (per-item ``top_db``) and nnAudio's DCT as the matrix it applies (read off by applying
     it to the identity), both products by :func:`hear_suite.onednn.linear` on frames-major
     tensors. The output equals ``self.nnaudio(audio)`` within float32 rounding (tested).
@@ -51,11 +73,8 @@ class MFCC(nn.Module):
         if (audio.device.type != "cpu" or audio.dim() != 2 or stft.center
                 or layer.melspec_layer.power != 2):
             return layer(audio)
-        n_fft = stft.wcos.shape[-1]
-        window = stft.wcos[0, 0]  # the frequency-0 cosine kernel is the (padded) window itself
-        frames = audio.unfold(-1, n_fft, stft.stride) * window        # (n, frames, n_fft)
-        spectrum = torch.fft.rfft(frames, n=n_fft)[..., :stft.freq_bins]
-        squares = torch.view_as_real(spectrum).flatten(2).square()    # re^2, im^2 interleaved
+        squares = stft_squares(audio, stft, n_fft=stft.wcos.shape[-1],
+                               bins=self.mel_basis_interleaved.shape[1] // 2)
         mel_power = onednn.linear(squares, self.mel_basis_interleaved)  # |X|^2 through the filters
         mfcc = onednn.linear(layer._power_to_db(mel_power), self.dct_matrix)
         return mfcc.transpose(1, 2)
@@ -81,6 +100,11 @@ class LogMel(nn.Module):
     When ``win_length < n_fft`` nnAudio zero-pads the window to ``n_fft`` taps and convolves with
     all of them; the STFT kernels are cut here to the window's support, which gives the same
     magnitudes (the dropped taps are multiplied by zero) at ``win / n_fft`` of the cost.
+
+    On the CPU the power spectrum comes from an FFT (:func:`stft_squares`) and goes through
+    nnAudio's mel filters as a frames-major product (:func:`hear_suite.onednn.linear`); the output
+    is then a transposed view and equals nnAudio's convolution path within float32 rounding
+    (tested). On CUDA and for 3-D input the nnAudio layer runs as it is.
     """
 
     def __init__(self, *, sample_rate: int, n_mels: int, n_fft: int, win_length: int,
@@ -100,16 +124,31 @@ class LogMel(nn.Module):
         hi = lo + win_length
         stft.wsin = stft.wsin[..., lo:hi].contiguous()
         stft.wcos = stft.wcos[..., lo:hi].contiguous()
+        # |X|^2 through the filters from the interleaved squares: each filter weight twice
+        self.register_buffer("mel_basis_interleaved",
+                             self.mel.mel_basis.repeat_interleave(2, dim=1), persistent=False)
+        self.n_fft = n_fft
         self.win_length = win_length
         self.eps = eps
 
     def forward(self, audio: "torch.Tensor", spectrum_transform=None) -> "torch.Tensor":
         """``spectrum_transform``: applied to the linear power spectrogram ``(n, freq, frames)``
         before the mel filterbank (e.g. SpecAugment in the STFT domain, as seed 003 does)."""
-        if spectrum_transform is None:
-            return torch.log(self.mel(audio) + self.eps)
-        spec = self.mel.stft(audio, output_format="Magnitude") ** self.mel.power
-        return torch.log(torch.matmul(self.mel.mel_basis, spectrum_transform(spec)) + self.eps)
+        mel = self.mel
+        if audio.device.type != "cpu" or audio.dim() != 2:
+            if spectrum_transform is None:
+                return torch.log(mel(audio) + self.eps)
+            spec = mel.stft(audio, output_format="Magnitude") ** mel.power
+            return torch.log(torch.matmul(mel.mel_basis, spectrum_transform(spec)) + self.eps)
+        squares = stft_squares(audio, mel.stft, n_fft=self.n_fft, bins=mel.mel_basis.shape[1])
+        if spectrum_transform is None and mel.power == 2:
+            mel_power = onednn.linear(squares, self.mel_basis_interleaved)
+        else:
+            power = squares.unflatten(-1, (-1, 2)).sum(-1) ** (mel.power / 2)  # (n, frames, freq)
+            if spectrum_transform is not None:
+                power = spectrum_transform(power.transpose(1, 2)).transpose(1, 2)
+            mel_power = onednn.linear(power, mel.mel_basis)
+        return torch.log(mel_power + self.eps).transpose(1, 2)
 
 
 def log_mel(*, sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int,

@@ -26,17 +26,20 @@ from torch import Tensor
 
 ENABLED = os.environ.get("HEAR_SUITE_ONEDNN", "1") != "0"
 
-_ACTIVATIONS = {None: ("none", ""), "gelu": ("gelu", "none")}  # "none" algorithm: erf GELU
+# oneDNN post-op (attribute, algorithm) per activation; GELU's "none" algorithm is the exact erf
+_ACTIVATIONS = {None: ("none", ""), "gelu": ("gelu", "none"), "relu": ("relu", "")}
 
 
 def _reference(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation: Optional[str]):
     y = F.linear(x, weight, bias)
-    return F.gelu(y) if activation == "gelu" else y
+    if activation == "gelu":
+        return F.gelu(y)
+    return F.relu(y) if activation == "relu" else y
 
 
 @functools.lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether the oneDNN linear kernel exists here and matches ``F.linear`` (+ exact GELU)."""
+    """Whether the oneDNN linear kernel exists here and matches ``F.linear`` (+ activation)."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
@@ -53,7 +56,7 @@ def available() -> bool:
 
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
            activation: Optional[str] = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, followed by the exact (erf) GELU if ``activation="gelu"``.
+    """``F.linear(x, weight, bias)``, then ``activation``: ``"gelu"`` (exact, erf) or ``"relu"``.
 
     ``x``: ``(..., in)``, ``weight``: ``(out, in)``, ``bias``: ``(out,)`` -> ``(..., out)``,
     contiguous. Computed by oneDNN when :func:`usable` says so, else by ``F.linear``.

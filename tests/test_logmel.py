@@ -141,3 +141,31 @@ def test_cuda_matches_cpu(model):
     assert emb.device.type == ts.device.type == scene.device.type == "cuda"
     assert torch.equal(ts.cpu(), want_ts) and (emb.cpu() - want_emb).abs().max() < 1e-3
     assert (scene.cpu() - logmel.get_scene_embeddings(audio, model)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("n_fft, win", [(512, 400), (400, 400)])
+def test_fft_frontend_equals_nnaudio_conv_stft(n_fft, win):
+    """On the CPU the log-mel's power spectrum is an FFT and its mel filters a matrix product; it
+    equals nnAudio's convolution path (taken for 3-D input) within float32 rounding, quiet and
+    silent clips and an STFT-domain transform (SpecAugment's place) included."""
+    from hear_suite import frontends
+
+    layer = frontends.log_mel(sample_rate=SR, n_mels=N_MELS, n_fft=n_fft, win_length=win,
+                              hop_length=HOP, fmin=20.0, fmax=8000.0, eps=EPS)
+    audio = noise(4, 16000 + 77, seed=n_fft)
+    audio[1] *= 1e-3
+    audio[2] = 0.0
+    frames = 1 + (audio.shape[1] - win) // HOP
+    fft, conv = layer(audio), layer(audio[:, None, :])
+    assert fft.shape == conv.shape == (4, N_MELS, frames)
+    assert torch.allclose(fft, conv, rtol=1e-5, atol=1e-4)
+
+    def mask(spec):  # (n, freq, frames): silence bins 10-19 and frames 5-9
+        spec = spec.clone()
+        spec[:, 10:20] = 0
+        spec[:, :, 5:10] = 0
+        return spec
+
+    fft, conv = layer(audio, mask), layer(audio[:, None, :], mask)
+    assert torch.allclose(fft, conv, rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(fft, layer(audio), atol=1e-2)  # the transform was applied

@@ -16,7 +16,7 @@ def randn(*shape, seed=0):
 
 
 @needs_onednn
-@pytest.mark.parametrize("activation", [None, "gelu"])
+@pytest.mark.parametrize("activation", [None, "gelu", "relu"])
 @pytest.mark.parametrize("layout", ["2d", "3d", "transposed", "no bias"])
 def test_linear_equals_f_linear(activation, layout):
     x, w, b = randn(7, 98, 64, seed=1) * 3, randn(130, 64, seed=2) * 0.2, randn(130, seed=3)
@@ -30,7 +30,7 @@ def test_linear_equals_f_linear(activation, layout):
         assert onednn.usable(x, w, b)
         got = onednn.linear(x, w, b, activation=activation)
     want = F.linear(x, w, b)
-    want = F.gelu(want) if activation == "gelu" else want
+    want = {None: want, "gelu": F.gelu(want), "relu": F.relu(want)}[activation]
     assert got.shape == want.shape and got.is_contiguous()
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -59,8 +59,8 @@ def test_disabled_is_plain_f_linear(monkeypatch):
 
 
 def test_bad_activation_is_named():
-    with pytest.raises(ValueError, match="activation.*'relu'"):
-        onednn.linear(randn(2, 3), randn(4, 3), activation="relu")
+    with pytest.raises(ValueError, match="activation.*'tanh'"):
+        onednn.linear(randn(2, 3), randn(4, 3), activation="tanh")
 
 
 @needs_onednn

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import frontends
+from hear_suite import frontends, onednn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.pos_embed import Grid
 
@@ -213,14 +213,32 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, *, grid: Grid, order: str, num_prefix: int,
                 bias: Optional[Tensor] = None) -> Tensor:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        qkv = onednn.linear(x, self.qkv.weight, self.qkv.bias)
+        q, k, v = qkv.reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.relative is not None:
             rel = self.relative(q, grid=grid, order=order, num_prefix=num_prefix)
             bias = rel if bias is None else bias + rel
         mask = None if bias is None else bias * self.scale           # SDPA adds it after scaling
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                              dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return onednn.linear(out.transpose(1, 2).reshape(b, n, d), self.proj.weight,
+                             self.proj.bias)
+
+
+class MLP(nn.Module):
+    """``fc2(dropout(activation(fc1(x))))`` (timm's names, so ViT weights load as they are); for
+    inference on the CPU ``fc1`` and its activation are one oneDNN kernel."""
+
+    def __init__(self, *, dim: int, ff_dim: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, ff_dim)
+        self.activation = activation
+        self.drop1 = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(ff_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = onednn.linear(x, self.fc1.weight, self.fc1.bias, activation=self.activation)
+        return onednn.linear(self.drop1(h), self.fc2.weight, self.fc2.bias)
 
 
 class Block(nn.Module):
@@ -231,11 +249,8 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(config.dim, eps=config.norm_eps)
         self.attn = Attention(config, relative)
         self.norm2 = nn.LayerNorm(config.dim, eps=config.norm_eps)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("fc1", nn.Linear(config.dim, config.ff_dim))
-        self.mlp.add_module("act", nn.GELU() if config.activation == "gelu" else nn.ReLU())
-        self.mlp.add_module("drop1", nn.Dropout(config.dropout))
-        self.mlp.add_module("fc2", nn.Linear(config.ff_dim, config.dim))
+        self.mlp = MLP(dim=config.dim, ff_dim=config.ff_dim, activation=config.activation,
+                       dropout=config.dropout)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, **ctx: Any) -> Tensor:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import frontends
+from hear_suite import frontends, onednn
 
 VIEWS: Tuple[str, ...] = ("pat", "fenv", "env", "o")
 
@@ -193,6 +193,19 @@ def mlp(dims: Tuple[int, ...], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def run_mlp(layers: nn.Sequential, x: Tensor) -> Tensor:
+    """``layers(x)`` for an :func:`mlp`, each Linear and the ReLU after it as one
+    :func:`hear_suite.onednn.linear` (one oneDNN kernel for inference on the CPU)."""
+    modules = list(layers)
+    for i, module in enumerate(modules):
+        if isinstance(module, nn.Linear):
+            relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+            x = onednn.linear(x, module.weight, module.bias, activation="relu" if relu else None)
+        elif not isinstance(module, nn.ReLU):  # dropout; each ReLU went with its Linear
+            x = module(x)
+    return x
+
+
 def encoder_dims(config: BagOfCodesConfig, view: str) -> Tuple[int, ...]:
     """``input, width, ..., bottleneck``: ``depth`` linear layers."""
     return (config.input_dims[view], *([config.width] * (config.depth - 1)),
@@ -220,7 +233,7 @@ class Codebook(nn.Module):
         """``(..., dim)`` -> codes ``(...,)`` int64."""
         c = self.centroids
         # argmin |z - c|^2 = argmin (|c|^2 - 2 z.c); |z|^2 is the same for every centroid
-        score = torch.addmm((c * c).sum(1)[None], z.reshape(-1, c.shape[1]), c.t(), alpha=-2.0)
+        score = onednn.linear(z.reshape(-1, c.shape[1]), -2.0 * c, (c * c).sum(1))
         return score.argmin(dim=1).reshape(z.shape[:-1])
 
 
@@ -252,7 +265,7 @@ class BagOfCodes(nn.Module):
 
     def encode(self, view: str, vectors: Tensor) -> Tensor:
         """``(..., input_dim)`` -> bottleneck ``(..., bottleneck)``."""
-        return self.encoders[view](vectors)
+        return run_mlp(self.encoders[view], vectors)
 
     def codes(self, x: Tensor, view: str, step: int, max_values: int = 1 << 21) -> Tensor:
         """Codes of ``view`` at every ``step`` frames of ``x (B, n_mels, T)``:
