@@ -10,7 +10,8 @@ Prints:
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
   allocated above the level before (CUDA);
-- the same for a 10-minute clip, to show that memory does not grow with the length.
+- the same for a 10-minute clip, to show that memory does not grow with the length;
+- on the CPU, timestamp throughput with ``hear_suite.onednn``'s kernels and with ``F.linear``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
+                     timed)
 
 import hear_suite.ast as ast  # noqa: E402
 from hear_suite.ast.model import num_parameters  # noqa: E402
@@ -104,6 +106,9 @@ def main() -> None:
         speed = throughput(model, audio, kind, args.repeats)
         print(f"{kind:>9}: hear_suite {speed:8.1f} audio s / wall s, reference {reference:8.1f}, "
               f"ratio {speed / reference:.2f} (16 clips x 10 s)")
+    if args.device == "cpu":
+        print(onednn_line(lambda: throughput(model, audio, "timestamp", args.repeats),
+                          "timestamp, 16 x 10 s:"))
     for minutes in (10, 20):
         r = peak_memory(args, minutes)
         print(f"{minutes}-minute clip (timestamp + scene): peak extra memory "

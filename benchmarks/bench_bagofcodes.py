@@ -11,7 +11,8 @@ Prints, in one run:
   window on its own grid (same codes, checked equal), on one 10 s clip with 1 s and 4 s windows;
 - peak extra memory of one 20-minute clip (scene, then timestamps), each in a fresh process: peak
   RSS above the level after loading the model and the audio (CPU), peak allocated (CUDA). The
-  timestamp output itself, ``(1, 24001, 1024)`` float32, is 98 MB of it.
+  timestamp output itself, ``(1, 24001, 1024)`` float32, is 98 MB of it;
+- on the CPU, timestamp throughput with ``hear_suite.onednn``'s kernels and with ``F.linear``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
+                     timed)
 
 import hear_suite.bagofcodes as boc  # noqa: E402
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder  # noqa: E402
@@ -77,6 +79,12 @@ def main() -> None:
         t, cpu = timed(fn, args.repeats, cuda)
         print(f"throughput {name:13s} (8 x 10 s): {seconds / t:7.0f}x real time "
               f"(wall clock); {seconds / cpu:7.0f} audio s per CPU s")
+
+    if not cuda:
+        def speed() -> float:
+            return seconds / timed(lambda: model.timestamp_embeddings(audio), args.repeats,
+                                   cuda)[0]
+        print(onednn_line(speed, "timestamp, 8 x 10 s:"))
 
     one = audio[:1]
     for window_ms in (1000, 4000):

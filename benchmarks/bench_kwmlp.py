@@ -8,7 +8,8 @@ Prints, for both implementations in the same run:
   RSS above the level after loading the model and the audio on CPU, peak allocated on CUDA);
 - the largest difference between the two outputs (they must agree within 1e-4);
 - a roofline line: the FLOPs per audio second of the timestamp path against those measured, and
-  the peak of a large float32 matrix product through the same kernels (``hear_suite.onednn``).
+  the peak of a large float32 matrix product through the same kernels (``hear_suite.onednn``);
+- on the CPU, hear_suite's timestamp throughput with those kernels and with ``F.linear``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import child_argv, in_fresh_process, peak_extra_mb, timed  # noqa: E402
+from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
+                     timed)
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
@@ -101,12 +103,13 @@ def main() -> None:
                (ours.timestamp_embeddings(audio)[0] - ref.timestamp_embeddings(audio)[0])
                .abs().max().item())
     print(f"max |hear_suite - reference| over 16 x 10 s: {diff:.2e}")
+    speed = {}
     for kind in ("timestamp", "scene"):
-        a = throughput(ours, audio, kind, args.repeats)
+        a = speed[kind] = throughput(ours, audio, kind, args.repeats)
         b = throughput(ref, audio, kind, args.repeats)
         print(f"throughput {kind:9s} (16 x 10 s): hear_suite {a:7.0f}x real time, "
               f"reference {b:7.0f}x, ratio {a / b:.2f}")
-    ts_speed = throughput(ours, audio, "timestamp", args.repeats)
+    ts_speed = speed["timestamp"]
     config = ours.config
     chunks_per_second = num_chunks(audio.shape[1] + 320, config.chunk_samples) / 10
     flops = flops_per_chunk(config) * chunks_per_second
@@ -116,6 +119,9 @@ def main() -> None:
           f"MFLOP per audio second; at {ts_speed:.0f}x real time {flops * ts_speed / 1e9:.0f} "
           f"GFLOP/s, {100 * flops * ts_speed / 1e9 / roof:.0f}% of the {roof:.0f} GFLOP/s of a "
           f"4096x1024x1024 float32 product (oneDNN: {onednn.available() and onednn.ENABLED})")
+    if args.device == "cpu":
+        print(onednn_line(lambda: throughput(ours, audio, "timestamp", args.repeats),
+                          "hear_suite timestamp, 16 x 10 s:"))
     a = peak_memory("hear_suite", args.weights, args.device)
     b = peak_memory("reference", args.weights, args.device)
     print(f"peak extra memory, one 20-minute clip (timestamp + scene): hear_suite {a:.0f} MB, "

@@ -2,12 +2,13 @@
 and running a measurement in a fresh process (so one peak does not hide another)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import torch
 
@@ -28,6 +29,28 @@ def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> Tuple[float, fl
         if wall < best:
             best, cpu = wall, time.process_time() - start_cpu
     return best, cpu
+
+
+@contextlib.contextmanager
+def onednn_disabled() -> Iterator[None]:
+    """``F.linear`` instead of ``hear_suite.onednn``'s kernels while inside (as with
+    ``HEAR_SUITE_ONEDNN=0``): the same code path with PyTorch's default matrix products."""
+    from hear_suite import onednn
+
+    before, onednn.ENABLED = onednn.ENABLED, False
+    try:
+        yield
+    finally:
+        onednn.ENABLED = before
+
+
+def onednn_line(speed: Callable[[], float], label: str) -> str:
+    """One benchmark line: ``speed()`` (x real time) with and without ``hear_suite.onednn``."""
+    with_onednn = speed()
+    with onednn_disabled():
+        without = speed()
+    return (f"{label} with oneDNN kernels {with_onednn:7.0f}x real time, with F.linear "
+            f"(HEAR_SUITE_ONEDNN=0) {without:7.0f}x, ratio {with_onednn / without:.2f}")
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, cuda: bool) -> float:

@@ -44,14 +44,13 @@ class MFCC(nn.Module):
 
     nnAudio computes the STFT as a ``conv1d`` with one ``n_fft``-tap kernel per frequency and
     part (482 kernels of 480 taps for KW-MLP): about 3.7x the cost of an FFT of the same windowed
-    frames on a CPU, and a third of KW-MLP's embedding time; its DCT is an FFT with a dozen small
-    passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``
-    (:func:`stft_squares`); the squared real and imaginary parts go through nnAudio's mel filters (each weight twice), then nnAudio's dB
-    scaling (per-item ``top_db``) and nnAudio's DCT as the matrix it applies (read off by applying
-    it to the identity), both products by :func:`hear_suite.onednn.linear` on frames-major
-    tensors. The output equals ``self.nnaudio(audio)`` within float32 rounding (tested).
-    Elsewhere (CUDA, where the convolution is fast), for ``center=True`` and for 3-D input the
-    nnAudio layer runs as it is.
+    frames on a CPU; its DCT is an FFT with a dozen small passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``
+    (:func:`stft_squares`); the squared real and imaginary parts go through nnAudio's mel filters
+    (each weight twice), then nnAudio's dB scaling (per-item ``top_db``) and nnAudio's DCT as the
+    matrix it applies (read off by applying it to the identity), both products by
+    :func:`hear_suite.onednn.linear` on frames-major tensors. The output equals
+    ``self.nnaudio(audio)`` within float32 rounding (tested). Elsewhere (CUDA, where the
+    convolution is fast), for ``center=True`` and for 3-D input the nnAudio layer runs as it is.
 
     ``(n, samples)`` -> ``(n, n_mfcc, frames)`` (on the CPU a transposed view of a frames-major
     tensor, which is the layout the KW-MLP encoder reads).

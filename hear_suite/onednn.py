@@ -9,10 +9,10 @@ rounding, tested.
 
 :func:`linear` uses oneDNN (through ``torch.ops.mkldnn._linear_pointwise``, the kernel
 ``torch.compile`` emits for frozen linear layers) when it can, and ``F.linear`` otherwise: on CUDA,
-for other dtypes, when autograd needs the graph (the oneDNN op has no backward), when PyTorch was
-built without oneDNN, or when ``HEAR_SUITE_ONEDNN=0`` is set. The operator is private to PyTorch,
-so the first call checks it against ``F.linear`` on a small input and falls back for good if it is
-missing or disagrees.
+for other dtypes, when autograd needs the graph (the oneDNN op has no backward), under CPU
+autocast, when PyTorch was built without oneDNN, or when ``HEAR_SUITE_ONEDNN=0`` is set. The
+operator is private to PyTorch, so the first call checks it against ``F.linear`` on a small input
+and falls back for good if it is missing or disagrees.
 """
 from __future__ import annotations
 
@@ -72,12 +72,15 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
 
 
 def usable(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
-    """oneDNN serves this call: float32 CPU tensors, no gradient wanted, non-empty input."""
+    """oneDNN serves this call: float32 CPU tensors, no gradient wanted, non-empty input, no
+    autocast."""
     tensors = (x, weight) if bias is None else (x, weight, bias)
     if not ENABLED or x.numel() == 0:
         return False
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if torch.is_autocast_enabled("cpu"):  # the caller asked for autocast's lower precision
         return False
     return available()

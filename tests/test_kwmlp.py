@@ -154,8 +154,9 @@ def test_cuda_matches_cpu(random_kwmlp):
 @pytest.mark.parametrize("length", [16000, 16480, 48000])
 def test_fft_frontend_equals_nnaudio_conv_stft(length):
     """On the CPU the MFCC's STFT is an FFT of nnAudio's windowed frames and its mel filters and
-    DCT are matrix products (oneDNN); the result equals nnAudio's own layer within float32 rounding, quiet and silent clips included
-    (their per-item top_db floor is where rounding shows most)."""
+    DCT are matrix products (oneDNN); the result equals nnAudio's own layer within float32
+    rounding, quiet and silent clips included (their per-item top_db floor is where rounding
+    shows most)."""
     from hear_suite.kwmlp.model import KWMLPConfig, build_frontend
 
     frontend = build_frontend(KWMLPConfig())

@@ -47,6 +47,9 @@ def test_falls_back_for_autograd_and_other_dtypes():
         assert not onednn.usable(x.double(), w.double(), None)
         assert torch.equal(onednn.linear(x.double(), w.double()), F.linear(x.double(), w.double()))
         assert not onednn.usable(x[:0], w, None)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not onednn.usable(x, w, None)
+            assert onednn.linear(x, w).dtype == torch.bfloat16
         assert onednn.linear(x[:0], w).shape == (0, 8)
 
 
