@@ -5,8 +5,9 @@
 
 Prints:
 - throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
-  embeddings (best of ``--repeats``), against the reference in the same run: the way a plain
-  wrapper around a fixed-length AST embeds, one clip and one window at a time (checked equal);
+  embeddings (best of ``--repeats`` rounds, each timing all three back to back), against the
+  reference in the same run: the way a plain wrapper around a fixed-length AST embeds, one clip
+  and one window at a time (checked equal);
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
   allocated above the level before (CUDA);
@@ -26,18 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
-                     timed)
+                     timed_interleaved)
 
 import hear_suite.ast as ast  # noqa: E402
 from hear_suite.ast.model import num_parameters  # noqa: E402
 
 SR = 16000
-
-
-def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
-    fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
-    wall, _ = timed(lambda: fn(audio), repeats, audio.is_cuda)
-    return audio.shape[0] * audio.shape[1] / SR / wall
 
 
 @torch.no_grad()
@@ -100,15 +95,18 @@ def main() -> None:
     scene, cols = model.embed(audio)
     diff = max((scene - ref_scene).abs().max().item(), (cols - ref_cols).abs().max().item())
     print(f"max |hear_suite - one window at a time| over 16 x 10 s: {diff:.2e}")
-    wall, _ = timed(lambda: reference_embeddings(model, audio), args.repeats, audio.is_cuda)
-    reference = audio.numel() / SR / wall
-    for kind in ("timestamp", "scene"):
-        speed = throughput(model, audio, kind, args.repeats)
+    walls = timed_interleaved([lambda: model.timestamp_embeddings(audio),
+                               lambda: model.scene_embeddings(audio),
+                               lambda: reference_embeddings(model, audio)],
+                              args.repeats, audio.is_cuda)
+    reference = audio.numel() / SR / walls[2]
+    for kind, wall in zip(("timestamp", "scene"), walls):
+        speed = audio.numel() / SR / wall
         print(f"{kind:>9}: hear_suite {speed:8.1f} audio s / wall s, reference {reference:8.1f}, "
               f"ratio {speed / reference:.2f} (16 clips x 10 s)")
     if args.device == "cpu":
-        print(onednn_line(lambda: throughput(model, audio, "timestamp", args.repeats),
-                          "timestamp, 16 x 10 s:"))
+        print(onednn_line(lambda: model.timestamp_embeddings(audio), audio.numel() / SR,
+                          args.repeats, "timestamp, 16 x 10 s:"))
     for minutes in (10, 20):
         r = peak_memory(args, minutes)
         print(f"{minutes}-minute clip (timestamp + scene): peak extra memory "

@@ -3,7 +3,8 @@
     python benchmarks/bench_kwmlp.py [--device cpu|cuda] [--weights PATH] [--repeats 5]
 
 Prints, for both implementations in the same run:
-- throughput: audio seconds embedded per wall second, 16 clips of 10 s, timestamp and scene;
+- throughput: audio seconds embedded per wall second, 16 clips of 10 s, timestamp and scene (best
+  of ``--repeats`` rounds, each round timing both implementations back to back);
 - peak extra memory while embedding one 20-minute clip (each measured in a fresh process: peak
   RSS above the level after loading the model and the audio on CPU, peak allocated on CUDA);
 - the largest difference between the two outputs (they must agree within 1e-4);
@@ -18,6 +19,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import List
 
 import torch
 
@@ -25,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
-                     timed)
+                     timed, timed_interleaved)
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
@@ -63,10 +65,11 @@ def matmul_roof(device: str, repeats: int) -> float:
     return 2 * 4096 * 1024 * 1024 / wall / 1e9
 
 
-def throughput(model, audio: torch.Tensor, kind: str, repeats: int) -> float:
-    fn = model.timestamp_embeddings if kind == "timestamp" else model.scene_embeddings
-    wall, _ = timed(lambda: fn(audio), repeats, audio.is_cuda)
-    return audio.shape[0] * audio.shape[1] / 16000 / wall
+def throughputs(models, audio: torch.Tensor, kind: str, repeats: int) -> List[float]:
+    """x real time of each model on ``audio``, timed in interleaved rounds."""
+    fns = [getattr(m, f"{kind}_embeddings") for m in models]
+    walls = timed_interleaved([lambda fn=fn: fn(audio) for fn in fns], repeats, audio.is_cuda)
+    return [audio.shape[0] * audio.shape[1] / 16000 / wall for wall in walls]
 
 
 def peak_memory_child(impl: str, weights, device: str) -> None:
@@ -89,7 +92,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--weights", default=None, help="checkpoint (default: shipped weights)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_memory:
@@ -105,8 +108,8 @@ def main() -> None:
     print(f"max |hear_suite - reference| over 16 x 10 s: {diff:.2e}")
     speed = {}
     for kind in ("timestamp", "scene"):
-        a = speed[kind] = throughput(ours, audio, kind, args.repeats)
-        b = throughput(ref, audio, kind, args.repeats)
+        a, b = throughputs((ours, ref), audio, kind, args.repeats)
+        speed[kind] = a
         print(f"throughput {kind:9s} (16 x 10 s): hear_suite {a:7.0f}x real time, "
               f"reference {b:7.0f}x, ratio {a / b:.2f}")
     ts_speed = speed["timestamp"]
@@ -120,8 +123,8 @@ def main() -> None:
           f"GFLOP/s, {100 * flops * ts_speed / 1e9 / roof:.0f}% of the {roof:.0f} GFLOP/s of a "
           f"4096x1024x1024 float32 product (oneDNN: {onednn.available() and onednn.ENABLED})")
     if args.device == "cpu":
-        print(onednn_line(lambda: throughput(ours, audio, "timestamp", args.repeats),
-                          "hear_suite timestamp, 16 x 10 s:"))
+        print(onednn_line(lambda: ours.timestamp_embeddings(audio), audio.numel() / 16000,
+                          args.repeats, "hear_suite timestamp, 16 x 10 s:"))
     a = peak_memory("hear_suite", args.weights, args.device)
     b = peak_memory("reference", args.weights, args.device)
     print(f"peak extra memory, one 20-minute clip (timestamp + scene): hear_suite {a:.0f} MB, "

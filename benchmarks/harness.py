@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Iterator, List, Sequence, Tuple
 
 import torch
 
@@ -44,13 +44,37 @@ def onednn_disabled() -> Iterator[None]:
         onednn.ENABLED = before
 
 
-def onednn_line(speed: Callable[[], float], label: str) -> str:
-    """One benchmark line: ``speed()`` (x real time) with and without ``hear_suite.onednn``."""
-    with_onednn = speed()
-    with onednn_disabled():
-        without = speed()
-    return (f"{label} with oneDNN kernels {with_onednn:7.0f}x real time, with F.linear "
-            f"(HEAR_SUITE_ONEDNN=0) {without:7.0f}x, ratio {with_onednn / without:.2f}")
+def onednn_line(run: Callable[[], object], audio_seconds: float, repeats: int, label: str) -> str:
+    """One benchmark line: x real time of ``run()`` (embedding ``audio_seconds`` of audio) with and
+    without ``hear_suite.onednn``, timed in interleaved rounds."""
+    def without() -> None:
+        with onednn_disabled():
+            run()
+
+    fast, slow = (audio_seconds / wall for wall in timed_interleaved([run, without], repeats,
+                                                                      cuda=False))
+    return (f"{label} with oneDNN kernels {fast:7.0f}x real time, with F.linear "
+            f"(HEAR_SUITE_ONEDNN=0) {slow:7.0f}x, ratio {fast / slow:.2f}")
+
+
+def timed_interleaved(fns: Sequence[Callable[[], object]], repeats: int,
+                      cuda: bool) -> List[float]:
+    """Best wall-clock seconds of each of ``fns`` over ``repeats`` rounds (after one warm-up
+    round); every round runs each function once, one after the other, so a slow spell of a shared
+    machine falls on all of them alike (timing one for all its repeats, then the next, lets
+    such a spell fall on one only: ratios then moved by +-25 % between runs here)."""
+    best = [float("inf")] * len(fns)
+    for r in range(repeats + 1):
+        for i, fn in enumerate(fns):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            if r:
+                best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, cuda: bool) -> float:

@@ -81,6 +81,13 @@ def usable(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    if torch.is_autocast_enabled("cpu"):  # the caller asked for autocast's lower precision
+    if _cpu_autocast():  # the caller asked for autocast's lower precision
         return False
     return available()
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # PyTorch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
