@@ -45,16 +45,25 @@ def build(impl: str, weights, device: str):
     return OriginalStyleKWMLP({k: v.to(device) for k, v in sd.items()}, model.frontend.nnaudio)
 
 
-def flops_per_chunk(c: KWMLPConfig) -> float:
-    """Floating point operations (a multiply-add is 2) of one chunk: the MFCC (real FFT counted
-    as 2.5 n log2 n, window, squares, mel filters, DCT) and the encoder (patch embedding; per
-    block proj_in, token mixing, proj_out). Norms, GELUs and products are left out."""
+def encoder_flops(c: KWMLPConfig) -> float:
+    """Floating point operations (a multiply-add is 2) of one chunk through the encoder's matrix
+    products: the patch embedding and, per block, proj_in, token mixing and proj_out."""
     t, d, ff = c.num_frames, c.dim, c.dim * c.ff_mult
-    bins = c.n_fft // 2 + 1
-    frontend = t * (2.5 * c.n_fft * math.log2(c.n_fft) + c.n_fft + 2 * bins
-                    + 2 * (2 * bins) * c.n_mels + 2 * c.n_mels * c.n_mfcc)
     block = 2 * t * d * ff + 2 * t * t * (ff // 2) + 2 * t * (ff // 2) * d
-    return frontend + 2 * t * c.n_mfcc * d + c.depth * block
+    return 2 * t * c.n_mfcc * d + c.depth * block
+
+
+def frontend_flops(c: KWMLPConfig) -> float:
+    """The same for the MFCC of one chunk: real FFT (counted as 2.5 n log2 n), window, squares,
+    mel filters, DCT."""
+    bins = c.n_fft // 2 + 1
+    return c.num_frames * (2.5 * c.n_fft * math.log2(c.n_fft) + c.n_fft + 2 * bins
+                           + 2 * (2 * bins) * c.n_mels + 2 * c.n_mels * c.n_mfcc)
+
+
+def flops_per_chunk(c: KWMLPConfig) -> float:
+    """Frontend and encoder of one chunk; norms, GELUs and products are left out."""
+    return frontend_flops(c) + encoder_flops(c)
 
 
 def matmul_roof(device: str, repeats: int) -> float:
