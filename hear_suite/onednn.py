@@ -1,4 +1,4 @@
-"""Inference matrix products through oneDNN on the CPU.
+"""Matrix products of linear layers through oneDNN on the CPU.
 
 PyTorch computes a float32 ``F.linear`` on the CPU with MKL's sgemm. On the AMD EPYC machines we
 measure on, MKL runs at about half the speed of oneDNN's matmul for the small shapes of these
@@ -8,11 +8,11 @@ output. Both are IEEE float32 (no reduced-precision math); the results agree wit
 rounding, tested.
 
 :func:`linear` uses oneDNN (through ``torch.ops.mkldnn._linear_pointwise``, the kernel
-``torch.compile`` emits for frozen linear layers) when it can, and ``F.linear`` otherwise: on CUDA,
-for other dtypes, when autograd needs the graph (the oneDNN op has no backward), under CPU
-autocast, when PyTorch was built without oneDNN, or when ``HEAR_SUITE_ONEDNN=0`` is set. The
-operator is private to PyTorch, so the first call checks it against ``F.linear`` on a small input
-and falls back for good if it is missing or disagrees.
+``torch.compile`` emits for frozen linear layers) when it can, also under autograd (its own
+backward, :class:`_Affine`), and ``F.linear`` otherwise: on CUDA, for other dtypes, under CPU
+autocast and inside ``torch.compile``, when PyTorch was built without oneDNN, or when
+``HEAR_SUITE_ONEDNN=0`` is set. The operator is private to PyTorch, so the first call checks it
+against ``F.linear`` on a small input and falls back for good if it is missing or disagrees.
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def _reference(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation: Op
 
 @functools.lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether the oneDNN linear kernel exists here and matches ``F.linear`` (+ activation)."""
+    """Whether the oneDNN linear kernels exist here and match ``F.linear`` (with each activation,
+    with a product, with a transposed weight)."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
@@ -47,41 +48,98 @@ def available() -> bool:
         g = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(s, generator=g) for s in ((5, 3, 7), (4, 7), (4,)))
         with torch.no_grad():
-            return all(torch.allclose(op(x, w, b, attr, [], algorithm), _reference(x, w, b, a),
-                                      rtol=1e-5, atol=1e-5)
-                       for a, (attr, algorithm) in _ACTIVATIONS.items())
+            m = torch.randn(5, 3, 4, generator=g)
+            return (all(torch.allclose(op(x, w, b, attr, [], algorithm), _reference(x, w, b, a),
+                                       rtol=1e-5, atol=1e-5)
+                        for a, (attr, algorithm) in _ACTIVATIONS.items())
+                    and torch.allclose(op.binary(x, m, w, b, "mul"), F.linear(x, w, b) * m,
+                                       rtol=1e-5, atol=1e-5)
+                    and torch.allclose(op(x, w.t().contiguous().t(), b, "none", [], ""),
+                                       F.linear(x, w, b), rtol=1e-5, atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
 
 
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
-           activation: Optional[str] = None) -> Tensor:
-    """``F.linear(x, weight, bias)``, then ``activation``: ``"gelu"`` (exact, erf) or ``"relu"``.
+           activation: Optional[str] = None, multiply: Optional[Tensor] = None) -> Tensor:
+    """``F.linear(x, weight, bias)``, then ``activation`` (``"gelu"``: exact, erf; ``"relu"``) or
+    a product with ``multiply`` (same shape as the output).
 
     ``x``: ``(..., in)``, ``weight``: ``(out, in)``, ``bias``: ``(out,)`` -> ``(..., out)``,
-    contiguous. Computed by oneDNN when :func:`usable` says so, else by ``F.linear``.
+    contiguous. Computed by oneDNN when :func:`usable` says so, else by ``F.linear``: without
+    autograd the activation or product runs in the matmul's kernel; with autograd the matrix
+    products of forward and backward are oneDNN's (:class:`_Affine`) and the activation or product
+    a separate autograd op. ``weight`` may be a transposed view (``w.t()`` of a contiguous ``w``):
+    oneDNN reads it in place, so ``A @ B`` with the large operand ``B`` on the right is
+    ``linear(A, B.t())`` without a transposed copy.
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(map(str, _ACTIVATIONS))}, "
                          f"got {activation!r}")
-    if usable(x, weight, bias):
-        attr, algorithm = _ACTIVATIONS[activation]
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias,
-                                                  attr, [], algorithm)
-    return _reference(x, weight, bias, activation)
+    if activation is not None and multiply is not None:
+        raise ValueError("linear takes an activation or a multiply operand, not both")
+    if not usable(x, weight, bias) or (multiply is not None and multiply.dtype != torch.float32):
+        return _finish(F.linear(x, weight, bias), activation, multiply)
+    if not (weight.is_contiguous() or weight.t().is_contiguous()):
+        weight = weight.contiguous()
+    tensors = (x, weight, bias, multiply)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _finish(_Affine.apply(x, weight, bias), activation, multiply)
+    if multiply is not None:
+        return torch.ops.mkldnn._linear_pointwise.binary(x.contiguous(), multiply.contiguous(),
+                                                         weight, bias, "mul")
+    attr, algorithm = _ACTIVATIONS[activation]
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, attr, [], algorithm)
+
+
+def _finish(y: Tensor, activation: Optional[str], multiply: Optional[Tensor]) -> Tensor:
+    if activation == "gelu":
+        return F.gelu(y)
+    if activation == "relu":
+        return F.relu(y)
+    return y if multiply is None else y * multiply
+
+
+def _matmul_t(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b.T`` by oneDNN: ``a`` (n, k), ``b`` (m, k) contiguous or a transposed view."""
+    return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b, None, "none", [], "")
+
+
+class _Affine(torch.autograd.Function):
+    """``x @ weight.T + bias`` with oneDNN's matrix products in the forward and the backward pass
+    (``grad_x = grad @ weight``, ``grad_weight = grad.T @ x``, ``grad_bias = grad.sum``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.with_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        rows = grad.reshape(-1, grad.shape[-1])                          # (n, out)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _matmul_t(grad, weight.t())                          # (..., in)
+        if ctx.needs_input_grad[1]:
+            inputs = x.reshape(-1, x.shape[-1]).contiguous()              # (n, in)
+            grad_weight = _matmul_t(rows.t(), inputs.t())                 # (out, in)
+        if ctx.with_bias and ctx.needs_input_grad[2]:
+            grad_bias = rows.sum(0)
+        return grad_x, grad_weight, grad_bias
 
 
 def usable(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
-    """oneDNN serves this call: float32 CPU tensors, no gradient wanted, non-empty input, no
-    autocast."""
+    """oneDNN serves this call: float32 CPU tensors, non-empty input, no autocast, not inside
+    ``torch.compile`` (which picks its own kernels)."""
     tensors = (x, weight) if bias is None else (x, weight, bias)
     if not ENABLED or x.numel() == 0:
         return False
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    if _cpu_autocast():  # the caller asked for autocast's lower precision
+    if _cpu_autocast() or _compiling():  # autocast: the caller asked for lower precision
         return False
     return available()
 
@@ -91,3 +149,9 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_enabled("cpu")
     except TypeError:  # PyTorch < 2.4 has no device argument
         return torch.is_autocast_cpu_enabled()
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling")
+                and compiler.is_compiling())

@@ -1,5 +1,6 @@
-"""hear_suite.onednn: the oneDNN linear equals F.linear (+ exact GELU), falls back where it must,
-and the models embed the same with and without it."""
+"""hear_suite.onednn: the oneDNN linear equals F.linear (activations, products, transposed
+weights, gradients), falls back where it must, and the models embed and train the same with and
+without it."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,22 +36,45 @@ def test_linear_equals_f_linear(activation, layout):
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_falls_back_for_autograd_and_other_dtypes():
-    x = randn(5, 16, seed=1).requires_grad_()
-    w = randn(8, 16, seed=2).requires_grad_()
-    assert not onednn.usable(x, w, None)   # autograd needs the graph
-    onednn.linear(x, w, activation="gelu").sum().backward()
-    x2, w2 = x.detach().requires_grad_(), w.detach().requires_grad_()
-    F.gelu(F.linear(x2, w2)).sum().backward()
-    assert torch.equal(x.grad, x2.grad) and torch.equal(w.grad, w2.grad)
+@needs_onednn
+@pytest.mark.parametrize("case", ["gelu", "relu", "multiply", "no bias", "transposed weight"])
+def test_gradients_equal_f_linear(case):
+    """Under autograd the products of forward and backward are oneDNN's: values and gradients of
+    x, weight, bias (and the multiply operand) as with F.linear."""
+    x, w, b = randn(4, 9, 16, seed=1), randn(12, 16, seed=2) * 0.3, randn(12, seed=3)
+    other = randn(4, 9, 12, seed=4)
+    activation = case if case in ("gelu", "relu") else None
+    b = None if case == "no bias" else b
+    if case == "transposed weight":   # A @ B as linear(A, B.t()), the token mixing's form
+        x, w, b = randn(12, 16, seed=1), randn(16, 40, seed=2).t(), randn(40, seed=3)
+    leaves = [t.clone().requires_grad_() for t in (x, w, b, other) if t is not None]
+    ours, plain = leaves, [t.detach().clone().requires_grad_() for t in leaves]
+    for (xx, ww, *rest), fn in ((ours, onednn.linear), (plain, None)):
+        bb = rest[0] if b is not None else None
+        mm = rest[-1] if case == "multiply" else None
+        if fn is None:
+            y = F.linear(xx, ww, bb)
+            y = {None: y, "gelu": F.gelu(y), "relu": F.relu(y)}[activation]
+            y = y * mm if mm is not None else y
+        else:
+            assert onednn.usable(xx, ww, bb)
+            y = fn(xx, ww, bb, activation=activation, multiply=mm)
+        (y.square() * torch.linspace(-1, 1, y.shape[-1])).sum().backward()
+    for a, p in zip(ours, plain):
+        if a.grad is not None or p.grad is not None:
+            assert torch.allclose(a.grad, p.grad, rtol=1e-4, atol=1e-4), case
+
+
+def test_falls_back_for_other_dtypes_autocast_and_empty_input():
+    x, w = randn(5, 16, seed=1), randn(8, 16, seed=2)
     with torch.no_grad():
         assert not onednn.usable(x.double(), w.double(), None)
         assert torch.equal(onednn.linear(x.double(), w.double()), F.linear(x.double(), w.double()))
         assert not onednn.usable(x[:0], w, None)
+        assert onednn.linear(x[:0], w).shape == (0, 8)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not onednn.usable(x, w, None)
             assert onednn.linear(x, w).dtype == torch.bfloat16
-        assert onednn.linear(x[:0], w).shape == (0, 8)
 
 
 def test_disabled_is_plain_f_linear(monkeypatch):

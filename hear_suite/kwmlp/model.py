@@ -94,9 +94,9 @@ class SpatialGatingUnit(nn.Module):
     across tokens with a learned ``tokens x tokens`` projection, and return ``gate * res``.
 
     The projection is a ``Conv1d(tokens, tokens, 1)`` (tokens as channels), the parameter layout of
-    the original code. For inference on the CPU it is a linear layer over the token axis of the
-    transposed gate, which oneDNN runs at about twice the speed of MKL's batched product
-    (:mod:`hear_suite.onednn`); under autograd and on CUDA, one batched matrix product.
+    the original code. With tokens first, the mixing of a whole batch is one matrix product
+    ``W @ gate`` of ``(tokens, tokens)`` by ``(tokens, B * channels)``; for inference on the CPU
+    oneDNN computes it with the product by ``res`` in the same kernel (:mod:`hear_suite.onednn`).
     """
 
     def __init__(self, *, dim_ff: int, num_tokens: int) -> None:
@@ -109,21 +109,17 @@ class SpatialGatingUnit(nn.Module):
         nn.init.constant_(self.proj.bias, 1.0)
 
     def forward(self, res: Tensor, gate: Tensor) -> Tensor:
-        """``res``, ``gate``: the two halves ``(B, tokens, dim_ff // 2)`` -> same shape."""
-        gate = self.norm(gate)
-        weight, bias = self.proj.weight.squeeze(-1), self.proj.bias          # (tokens, tokens)
-        if onednn.usable(gate, weight, bias):
-            # a linear layer over the token axis of the (copied) transposed gate
-            mixed = onednn.linear(gate.transpose(1, 2), weight, bias).transpose(1, 2)
-        else:  # autograd or CUDA: one batched product, no transposed copies
-            b, _, channels = gate.shape
-            mixed = torch.baddbmm(bias[:, None].expand(b, -1, channels),
-                                  weight.expand(b, -1, -1), gate)
-        return res * mixed  # res first: the product comes out token-major
+        """``res``, ``gate``: the two halves ``(tokens, B, dim_ff // 2)`` -> same shape."""
+        tokens = gate.shape[0]
+        gate = self.norm(gate).reshape(tokens, -1)                   # (tokens, B * channels)
+        res_flat = res.reshape(tokens, -1)
+        # res * (W @ gate + bias): `W @ gate` as a linear layer of W by gate's transposed view
+        out = onednn.linear(self.proj.weight.squeeze(-1), gate.t(), multiply=res_flat)
+        return torch.addcmul(out, res_flat, self.proj.bias[:, None]).view(res.shape)
 
 
 class GatedMLPBlock(nn.Module):
-    """``x + LayerNorm(proj_out(sgu(GELU(proj_in(x)))))``: (B, tokens, dim) -> same."""
+    """``x + LayerNorm(proj_out(sgu(GELU(proj_in(x)))))``: ``(tokens, B, dim)`` -> same."""
 
     def __init__(self, *, dim: int, dim_ff: int, num_tokens: int) -> None:
         super().__init__()
@@ -156,8 +152,8 @@ def surviving_blocks(n_blocks: int, survival_prob: float) -> List[int]:
 class KWMLP(nn.Module):
     """The KW-MLP encoder and its pretraining classifier.
 
-    ``forward_features``: MFCC ``(B, n_mfcc, tokens)`` -> tokens ``(B, tokens, dim)``;
-    ``forward_head``: tokens -> logits ``(B, num_classes)``.
+    ``forward_features``: MFCC ``(B, n_mfcc, tokens)`` -> tokens ``(B, tokens, dim)`` (a view of
+    the blocks' tokens-first layout); ``forward_head``: tokens -> logits ``(B, num_classes)``.
     """
 
     def __init__(self, config: KWMLPConfig) -> None:
@@ -178,13 +174,14 @@ class KWMLP(nn.Module):
         if mfcc.shape[-1] != self.config.num_frames:
             raise ValueError(f"KW-MLP expects {self.config.num_frames} MFCC frames per chunk, "
                              f"got {mfcc.shape[-1]}")
-        x = onednn.linear(mfcc.transpose(1, 2), self.patch_embed.weight, self.patch_embed.bias)
+        # tokens first, (tokens, B, dim), so that token mixing is one product for the batch
+        x = onednn.linear(mfcc.permute(2, 0, 1), self.patch_embed.weight, self.patch_embed.bias)
         n = self.config.depth if depth is None else depth
         order = (surviving_blocks(n, self.config.survival_prob) if self.training
                  else range(n))
         for i in order:
             x = self.blocks[i](x)
-        return x
+        return x.transpose(0, 1)
 
     def forward_head(self, tokens: Tensor) -> Tensor:
         return self.head(self.head_norm(tokens).mean(dim=1))
