@@ -101,7 +101,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--weights", default=None, help="checkpoint (default: shipped weights)")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_memory:

@@ -115,7 +115,7 @@ class SpatialGatingUnit(nn.Module):
         res_flat = res.reshape(tokens, -1)
         # res * (W @ gate + bias): `W @ gate` as a linear layer of W by gate's transposed view
         out = onednn.linear(self.proj.weight.squeeze(-1), gate.t(), multiply=res_flat)
-        return torch.addcmul(out, res_flat, self.proj.bias[:, None]).view(res.shape)
+        return out.addcmul_(res_flat, self.proj.bias[:, None]).view(res.shape)  # + res * bias
 
 
 class GatedMLPBlock(nn.Module):
