@@ -5,8 +5,8 @@
 
 Prints:
 - throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
-  embeddings (best of ``--repeats`` rounds, each timing all three back to back), against the
-  reference in the same run: the way a plain wrapper around a fixed-length AST embeds, one clip
+  embeddings (medians of ``--repeats`` rounds, each timing all three back to back; the ratio is
+  the median of the rounds' ratios), against the reference in the same run: the way a plain wrapper around a fixed-length AST embeds, one clip
   and one window at a time (checked equal);
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
-                     timed_interleaved)
+from harness import (child_argv, in_fresh_process, median_ratio, onednn_line,  # noqa: E402
+                     peak_extra_mb, timed_rounds)
 
 import hear_suite.ast as ast  # noqa: E402
 from hear_suite.ast.model import num_parameters  # noqa: E402
@@ -95,15 +96,15 @@ def main() -> None:
     scene, cols = model.embed(audio)
     diff = max((scene - ref_scene).abs().max().item(), (cols - ref_cols).abs().max().item())
     print(f"max |hear_suite - one window at a time| over 16 x 10 s: {diff:.2e}")
-    walls = timed_interleaved([lambda: model.timestamp_embeddings(audio),
-                               lambda: model.scene_embeddings(audio),
-                               lambda: reference_embeddings(model, audio)],
-                              args.repeats, audio.is_cuda)
-    reference = audio.numel() / SR / walls[2]
+    *walls, ref_walls = timed_rounds([lambda: model.timestamp_embeddings(audio),
+                                      lambda: model.scene_embeddings(audio),
+                                      lambda: reference_embeddings(model, audio)],
+                                     args.repeats, audio.is_cuda)
+    seconds = audio.numel() / SR
     for kind, wall in zip(("timestamp", "scene"), walls):
-        speed = audio.numel() / SR / wall
-        print(f"{kind:>9}: hear_suite {speed:8.1f} audio s / wall s, reference {reference:8.1f}, "
-              f"ratio {speed / reference:.2f} (16 clips x 10 s)")
+        print(f"{kind:>9}: hear_suite {seconds / statistics.median(wall):8.1f} audio s / wall s, "
+              f"reference {seconds / statistics.median(ref_walls):8.1f}, ratio "
+              f"{median_ratio(ref_walls, wall):.2f} (16 clips x 10 s)")
     if args.device == "cpu":
         print(onednn_line(lambda: model.timestamp_embeddings(audio), audio.numel() / SR,
                           args.repeats, "timestamp, 16 x 10 s:"))

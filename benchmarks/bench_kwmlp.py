@@ -3,8 +3,9 @@
     python benchmarks/bench_kwmlp.py [--device cpu|cuda] [--weights PATH] [--repeats 5]
 
 Prints, for both implementations in the same run:
-- throughput: audio seconds embedded per wall second, 16 clips of 10 s, timestamp and scene (best
-  of ``--repeats`` rounds, each round timing both implementations back to back);
+- throughput: audio seconds embedded per wall second, 16 clips of 10 s, timestamp and scene
+  (medians of ``--repeats`` rounds, each round timing both implementations back to back), and
+  the ratio: the median of the rounds' ratios;
 - peak extra memory while embedding one 20-minute clip (each measured in a fresh process: peak
   RSS above the level after loading the model and the audio on CPU, peak allocated on CUDA);
 - the largest difference between the two outputs (they must agree within 1e-4);
@@ -17,17 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
-from typing import List
 
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import (child_argv, in_fresh_process, onednn_line, peak_extra_mb,  # noqa: E402
-                     timed, timed_interleaved)
+from harness import (child_argv, in_fresh_process, median_ratio, onednn_line,  # noqa: E402
+                     peak_extra_mb, timed, timed_rounds)
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
 import hear_suite.kwmlp as kwmlp  # noqa: E402
@@ -74,13 +75,6 @@ def matmul_roof(device: str, repeats: int) -> float:
     return 2 * 4096 * 1024 * 1024 / wall / 1e9
 
 
-def throughputs(models, audio: torch.Tensor, kind: str, repeats: int) -> List[float]:
-    """x real time of each model on ``audio``, timed in interleaved rounds."""
-    fns = [getattr(m, f"{kind}_embeddings") for m in models]
-    walls = timed_interleaved([lambda fn=fn: fn(audio) for fn in fns], repeats, audio.is_cuda)
-    return [audio.shape[0] * audio.shape[1] / 16000 / wall for wall in walls]
-
-
 def peak_memory_child(impl: str, weights, device: str) -> None:
     """Run in a fresh process: print the extra peak memory (MB) of one 20-minute clip."""
     model = build(impl, weights, device)
@@ -115,12 +109,14 @@ def main() -> None:
                (ours.timestamp_embeddings(audio)[0] - ref.timestamp_embeddings(audio)[0])
                .abs().max().item())
     print(f"max |hear_suite - reference| over 16 x 10 s: {diff:.2e}")
-    speed = {}
+    seconds, speed = audio.numel() / 16000, {}
     for kind in ("timestamp", "scene"):
-        a, b = throughputs((ours, ref), audio, kind, args.repeats)
-        speed[kind] = a
-        print(f"throughput {kind:9s} (16 x 10 s): hear_suite {a:7.0f}x real time, "
-              f"reference {b:7.0f}x, ratio {a / b:.2f}")
+        fns = [getattr(m, f"{kind}_embeddings") for m in (ours, ref)]
+        a, b = timed_rounds([lambda fn=fn: fn(audio) for fn in fns], args.repeats,
+                            audio.is_cuda)
+        speed[kind] = seconds / statistics.median(a)
+        print(f"throughput {kind:9s} (16 x 10 s): hear_suite {speed[kind]:7.0f}x real time, "
+              f"reference {seconds / statistics.median(b):7.0f}x, ratio {median_ratio(b, a):.2f}")
     ts_speed = speed["timestamp"]
     config = ours.config
     chunks_per_second = num_chunks(audio.shape[1] + 320, config.chunk_samples) / 10

@@ -46,24 +46,24 @@ def onednn_disabled() -> Iterator[None]:
 
 def onednn_line(run: Callable[[], object], audio_seconds: float, repeats: int, label: str) -> str:
     """One benchmark line: x real time of ``run()`` (embedding ``audio_seconds`` of audio) with and
-    without ``hear_suite.onednn``, timed in interleaved rounds."""
+    without ``hear_suite.onednn`` (medians of interleaved rounds) and the median ratio."""
     def without() -> None:
         with onednn_disabled():
             run()
 
-    fast, slow = (audio_seconds / wall for wall in timed_interleaved([run, without], repeats,
-                                                                      cuda=False))
-    return (f"{label} with oneDNN kernels {fast:7.0f}x real time, with F.linear "
-            f"(HEAR_SUITE_ONEDNN=0) {slow:7.0f}x, ratio {fast / slow:.2f}")
+    fast, slow = timed_rounds([run, without], repeats, cuda=False)
+    return (f"{label} with oneDNN kernels {audio_seconds / statistics.median(fast):7.0f}x real "
+            f"time, with F.linear (HEAR_SUITE_ONEDNN=0) "
+            f"{audio_seconds / statistics.median(slow):7.0f}x, ratio {median_ratio(slow, fast):.2f}")
 
 
-def timed_interleaved(fns: Sequence[Callable[[], object]], repeats: int,
-                      cuda: bool) -> List[float]:
-    """Best wall-clock seconds of each of ``fns`` over ``repeats`` rounds (after one warm-up
-    round); every round runs each function once, one after the other, so a slow spell of a shared
-    machine falls on all of them alike (timing one for all its repeats, then the next, lets
-    such a spell fall on one only: ratios then moved by +-25 % between runs here)."""
-    best = [float("inf")] * len(fns)
+def timed_rounds(fns: Sequence[Callable[[], object]], repeats: int,
+                 cuda: bool) -> List[List[float]]:
+    """Wall-clock seconds of each of ``fns`` in each of ``repeats`` rounds (after one warm-up
+    round): ``walls[i][r]``. Every round runs each function once, one after the other, so a slow
+    spell of a shared machine falls on all of them alike; timing one for all its repeats, then
+    the next, let such spells fall on one side only (kwmlp's ratio moved between 1.5 and 2.5)."""
+    walls: List[List[float]] = [[] for _ in fns]
     for r in range(repeats + 1):
         for i, fn in enumerate(fns):
             if cuda:
@@ -73,8 +73,14 @@ def timed_interleaved(fns: Sequence[Callable[[], object]], repeats: int,
             if cuda:
                 torch.cuda.synchronize()
             if r:
-                best[i] = min(best[i], time.perf_counter() - start)
-    return best
+                walls[i].append(time.perf_counter() - start)
+    return walls
+
+
+def median_ratio(slow: Sequence[float], fast: Sequence[float]) -> float:
+    """Median over rounds of ``slow[r] / fast[r]``: the speed-up, robust to one lucky or unlucky
+    round on either side (a best-of ratio is not)."""
+    return statistics.median(s / f for s, f in zip(slow, fast))
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, cuda: bool) -> float:

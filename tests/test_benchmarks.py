@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_kwmlp import encoder_flops  # noqa: E402
-from harness import timed_interleaved  # noqa: E402
+from harness import median_ratio, timed_rounds  # noqa: E402
 
 
 def test_encoder_flops_count_the_matrix_products(monkeypatch, random_kwmlp):
@@ -27,11 +27,13 @@ def test_encoder_flops_count_the_matrix_products(monkeypatch, random_kwmlp):
     assert counter.get_total_flops() == 3 * encoder_flops(config)
 
 
-def test_timed_interleaved_alternates_and_keeps_the_best():
+def test_timed_rounds_alternate_and_ratio_is_a_median():
     calls = []
-    walls = timed_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], 3, False)
+    walls = timed_rounds([lambda: calls.append("a"), lambda: calls.append("b")], 3, False)
     assert calls == ["a", "b"] * 4  # a warm-up round, then three
-    assert len(walls) == 2 and all(0 < w < 1 for w in walls)
+    assert [len(w) for w in walls] == [3, 3] and all(0 < t < 1 for w in walls for t in w)
+    # one lucky round on the slow side does not move the median ratio
+    assert median_ratio([2.0, 2.0, 0.5], [1.0, 1.0, 1.0]) == 2.0
 
 
 def test_bench_kwmlp_runs_and_agrees_with_the_reference():
