@@ -6,8 +6,8 @@
 Prints:
 - throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
   embeddings (medians of ``--repeats`` rounds, each timing all three back to back; the ratio is
-  the median of the rounds' ratios), against the reference in the same run: the way a plain wrapper around a fixed-length AST embeds, one clip
-  and one window at a time (checked equal);
+  the median of the rounds' ratios), against the reference in the same run: the way a plain
+  wrapper around a fixed-length AST embeds, one clip and one window at a time (checked equal);
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
   allocated above the level before (CUDA);

@@ -13,19 +13,26 @@ from typing import Callable, Iterator, List, Sequence, Tuple
 import torch
 
 
+def seconds_of(fn: Callable[[], object], cuda: bool) -> float:
+    """Wall-clock seconds of one call of ``fn``, between two ``torch.cuda.synchronize()`` on
+    CUDA (so queued kernels are counted)."""
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> Tuple[float, float]:
     """Best wall-clock seconds over ``repeats`` runs (after one warm-up) and the process CPU
     seconds of that run; on a shared machine the CPU time is the steadier figure."""
     fn()
     best, cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - start
+        start_cpu = time.process_time()
+        wall = seconds_of(fn, cuda)
         if wall < best:
             best, cpu = wall, time.process_time() - start_cpu
     return best, cpu
@@ -44,7 +51,8 @@ def onednn_disabled() -> Iterator[None]:
         onednn.ENABLED = before
 
 
-def onednn_line(run: Callable[[], object], audio_seconds: float, repeats: int, label: str) -> str:
+def onednn_line(run: Callable[[], object], audio_seconds: float, repeats: int,
+                label: str) -> str:
     """One benchmark line: x real time of ``run()`` (embedding ``audio_seconds`` of audio) with and
     without ``hear_suite.onednn`` (medians of interleaved rounds) and the median ratio."""
     def without() -> None:
@@ -61,19 +69,14 @@ def timed_rounds(fns: Sequence[Callable[[], object]], repeats: int,
                  cuda: bool) -> List[List[float]]:
     """Wall-clock seconds of each of ``fns`` in each of ``repeats`` rounds (after one warm-up
     round): ``walls[i][r]``. Every round runs each function once, one after the other, so a slow
-    spell of a shared machine falls on all of them alike; timing one for all its repeats, then
-    the next, let such spells fall on one side only (kwmlp's ratio moved between 1.5 and 2.5)."""
+    spell of a shared machine falls on all of them alike rather than on whichever was being
+    timed during it."""
     walls: List[List[float]] = [[] for _ in fns]
     for r in range(repeats + 1):
         for i, fn in enumerate(fns):
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if cuda:
-                torch.cuda.synchronize()
+            wall = seconds_of(fn, cuda)
             if r:
-                walls[i].append(time.perf_counter() - start)
+                walls[i].append(wall)
     return walls
 
 
@@ -84,19 +87,9 @@ def median_ratio(slow: Sequence[float], fast: Sequence[float]) -> float:
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, cuda: bool) -> float:
-    """Median wall-clock seconds of ``repeats`` runs of ``fn``, each between two
-    ``torch.cuda.synchronize()`` on CUDA (so queued kernels are counted). No warm-up: the caller
-    runs ``fn`` once first and keeps its output."""
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall-clock seconds of ``repeats`` runs of ``fn`` (:func:`seconds_of`). No warm-up:
+    the caller runs ``fn`` once first and keeps its output."""
+    return statistics.median(seconds_of(fn, cuda) for _ in range(repeats))
 
 
 def _vm_kb(field: str) -> int:

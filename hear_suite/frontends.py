@@ -44,8 +44,8 @@ class MFCC(nn.Module):
 
     nnAudio computes the STFT as a ``conv1d`` with one ``n_fft``-tap kernel per frequency and
     part (482 kernels of 480 taps for KW-MLP): about 3.7x the cost of an FFT of the same windowed
-    frames on a CPU; its DCT is an FFT with a dozen small passes. On the CPU, frames of nnAudio's window go through ``torch.fft.rfft``
-    (:func:`stft_squares`); the squared real and imaginary parts go through nnAudio's mel filters
+    frames on a CPU; its DCT is an FFT with a dozen small passes. On the CPU, frames of nnAudio's
+    window go through ``torch.fft.rfft`` (:func:`stft_squares`); the squared real and imaginary parts go through nnAudio's mel filters
     (each weight twice), then nnAudio's dB scaling (per-item ``top_db``) and nnAudio's DCT as the
     matrix it applies (read off by applying it to the identity), both products by
     :func:`hear_suite.onednn.linear` on frames-major tensors. The output equals

@@ -1,10 +1,9 @@
 """Matrix products of linear layers through oneDNN on the CPU.
 
 PyTorch computes a float32 ``F.linear`` on the CPU with MKL's sgemm. On the AMD EPYC machines we
-measure on, MKL runs at about half the speed of oneDNN's matmul for the small shapes of these
-models (``(3136, 64) x (64, 256)``: 485 us vs 228 us on 2 cores; a 2048^3 product: 210 GFLOP/s
-with MKL), and a GELU can be applied inside oneDNN's kernel instead of in a second pass over the
-output. Both are IEEE float32 (no reduced-precision math); the results agree within float32
+measure on, MKL runs at less than half the speed of oneDNN's matmul (``benchmarks/bench_kwmlp.py``
+prints both on a 4096 x 1024 x 1024 product: about 217 vs 484 GFLOP/s on 2 cores), and a GELU
+can be applied inside oneDNN's kernel instead of in a second pass over the output. Both are IEEE float32 (no reduced-precision math); the results agree within float32
 rounding, tested.
 
 :func:`linear` uses oneDNN (through ``torch.ops.mkldnn._linear_pointwise``, the kernel
@@ -30,11 +29,12 @@ ENABLED = os.environ.get("HEAR_SUITE_ONEDNN", "1") != "0"
 _ACTIVATIONS = {None: ("none", ""), "gelu": ("gelu", "none"), "relu": ("relu", "")}
 
 
-def _reference(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation: Optional[str]):
-    y = F.linear(x, weight, bias)
-    if activation == "gelu":
-        return F.gelu(y)
-    return F.relu(y) if activation == "relu" else y
+def _kernel(x: Tensor, weight: Tensor, bias: Optional[Tensor], activation: Optional[str] = None
+            ) -> Tensor:
+    """oneDNN's ``x @ weight.T + bias`` with the activation in the same kernel; ``weight``
+    contiguous or a transposed view."""
+    attr, algorithm = _ACTIVATIONS[activation]
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, attr, [], algorithm)
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,18 +44,16 @@ def available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        op = torch.ops.mkldnn._linear_pointwise
         g = torch.Generator().manual_seed(0)
-        x, w, b = (torch.randn(s, generator=g) for s in ((5, 3, 7), (4, 7), (4,)))
+        x, w, b, m = (torch.randn(s, generator=g) for s in ((5, 3, 7), (4, 7), (4,), (5, 3, 4)))
         with torch.no_grad():
-            m = torch.randn(5, 3, 4, generator=g)
-            return (all(torch.allclose(op(x, w, b, attr, [], algorithm), _reference(x, w, b, a),
-                                       rtol=1e-5, atol=1e-5)
-                        for a, (attr, algorithm) in _ACTIVATIONS.items())
-                    and torch.allclose(op.binary(x, m, w, b, "mul"), F.linear(x, w, b) * m,
-                                       rtol=1e-5, atol=1e-5)
-                    and torch.allclose(op(x, w.t().contiguous().t(), b, "none", [], ""),
-                                       F.linear(x, w, b), rtol=1e-5, atol=1e-5))
+            plain = F.linear(x, w, b)
+            return (all(torch.allclose(_kernel(x, w, b, a), _finish(plain, a), rtol=1e-5,
+                                       atol=1e-5) for a in _ACTIVATIONS)
+                    and torch.allclose(torch.ops.mkldnn._linear_pointwise.binary(x, m, w, b, "mul"),
+                                       plain * m, rtol=1e-5, atol=1e-5)
+                    and torch.allclose(_kernel(x, w.t().contiguous().t(), b), plain, rtol=1e-5,
+                                       atol=1e-5))
     except (AttributeError, RuntimeError):
         return False
 
@@ -78,7 +76,7 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
                          f"got {activation!r}")
     if activation is not None and multiply is not None:
         raise ValueError("linear takes an activation or a multiply operand, not both")
-    if not usable(x, weight, bias) or (multiply is not None and multiply.dtype != torch.float32):
+    if not usable(x, weight, bias, multiply):
         return _finish(F.linear(x, weight, bias), activation, multiply)
     if not (weight.is_contiguous() or weight.t().is_contiguous()):
         weight = weight.contiguous()
@@ -88,21 +86,16 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
     if multiply is not None:
         return torch.ops.mkldnn._linear_pointwise.binary(x.contiguous(), multiply.contiguous(),
                                                          weight, bias, "mul")
-    attr, algorithm = _ACTIVATIONS[activation]
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, attr, [], algorithm)
+    return _kernel(x, weight, bias, activation)
 
 
-def _finish(y: Tensor, activation: Optional[str], multiply: Optional[Tensor]) -> Tensor:
+def _finish(y: Tensor, activation: Optional[str], multiply: Optional[Tensor] = None) -> Tensor:
+    """The activation or product of :func:`linear` as separate ops (F.linear and autograd)."""
     if activation == "gelu":
         return F.gelu(y)
     if activation == "relu":
         return F.relu(y)
     return y if multiply is None else y * multiply
-
-
-def _matmul_t(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b.T`` by oneDNN: ``a`` (n, k), ``b`` (m, k) contiguous or a transposed view."""
-    return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b, None, "none", [], "")
 
 
 class _Affine(torch.autograd.Function):
@@ -113,7 +106,7 @@ class _Affine(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.with_bias = bias is not None
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
+        return _kernel(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -122,19 +115,20 @@ class _Affine(torch.autograd.Function):
         rows = grad.reshape(-1, grad.shape[-1])                          # (n, out)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = _matmul_t(grad, weight.t())                          # (..., in)
+            grad_x = _kernel(grad, weight.t(), None)                      # (..., in)
         if ctx.needs_input_grad[1]:
             inputs = x.reshape(-1, x.shape[-1]).contiguous()              # (n, in)
-            grad_weight = _matmul_t(rows.t(), inputs.t())                 # (out, in)
+            grad_weight = _kernel(rows.t(), inputs.t(), None)             # (out, in)
         if ctx.with_bias and ctx.needs_input_grad[2]:
             grad_bias = rows.sum(0)
         return grad_x, grad_weight, grad_bias
 
 
-def usable(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
+def usable(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+           multiply: Optional[Tensor] = None) -> bool:
     """oneDNN serves this call: float32 CPU tensors, non-empty input, no autocast, not inside
     ``torch.compile`` (which picks its own kernels)."""
-    tensors = (x, weight) if bias is None else (x, weight, bias)
+    tensors = [t for t in (x, weight, bias, multiply) if t is not None]
     if not ENABLED or x.numel() == 0:
         return False
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):

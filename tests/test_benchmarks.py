@@ -45,3 +45,10 @@ def test_bench_kwmlp_runs_and_agrees_with_the_reference():
     assert len(ratios) == 2 and all(float(r) > 0 for r in ratios)
     assert re.search(r"roofline: .* GFLOP/s, \d+% of the \d+ GFLOP/s", out)
     assert re.search(r"peak extra memory, one 20-minute clip .* ratio \d", out)
+
+
+def test_bench_train_step_runs_both_models():
+    out = subprocess.run([sys.executable, "benchmarks/bench_train_step.py", "--repeats", "1"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    lines = re.findall(r"training step, (kwmlp|ast)\b.* ms, ratio (\d+\.\d+)", out)
+    assert [name for name, _ in lines] == ["kwmlp", "ast"]
