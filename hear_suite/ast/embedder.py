@@ -1,10 +1,18 @@
 """The AST as a HEAR embedding model: log-mel frontend + encoder over fixed windows.
 
-Framing (one pure rule, the same in training and embedding): the audio gets
-``pad_front = n_fft / 2 + (patch_time - 1) * hop / 2`` zeros in front, so patch column ``c`` is
-centred on sample ``c * stride_time * hop`` of the original audio (0, 320, 640, ... ms for the
-seed 003 layout; every 100 ms for AST's stride 10). A clip of ``L`` samples has
-``L // (stride_time * hop) + 1`` columns: every column whose centre lies within the audio.
+Framing (one pure rule, the same in training and embedding), by frontend:
+
+- ``log_mel`` (hear_suite's own models): the audio gets ``pad_front = n_fft / 2 + (patch_time -
+  1) * hop / 2`` zeros in front, so patch column ``c`` is centred on sample ``c * stride_time *
+  hop`` of the original audio (0, 320, 640, ... ms for the seed 003 layout). A clip of ``L``
+  samples has ``L // (stride_time * hop) + 1`` columns: every column whose centre lies within
+  the audio.
+- ``kaldi_fbank`` (the published ASTs): the original's frames, from sample 0 with no padding,
+  and the original's padding: fbank frames past the clip's last whole frame are zeros before
+  normalisation (its ``ZeroPad2d``). A clip has one column per patch column made of whole
+  frames only (at least one); column ``c`` is centred on frame ``c * stride_time + (patch_time -
+  1) / 2``, i.e. ``100 c + 87.5`` ms for stride 10. A clip of at most ``window_frames`` frames
+  is one window, exactly the input the original code and ``transformers`` give the model.
 
 Any length (design choice, see the README): the encoder always sees windows of the config's
 ``window_frames`` (the training length, ``window_cols`` columns), the columns of a clip split
@@ -28,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from hear_suite.ast import pos_embed as pe
-from hear_suite.ast.model import AST, ASTConfig, Frontend
+from hear_suite.ast.model import AST, ASTConfig, Frontend, normalize
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
 
 SCENE_EMBEDDINGS = ("cls", "patch_mean")
@@ -56,16 +64,26 @@ class ASTEmbedder(nn.Module):
         self.sample_rate = c.sample_rate
         self.timestamp_embedding_size = c.dim
         self.scene_embedding_size = c.dim
-        self.pad_front = c.n_fft // 2 + round((c.patch_time - 1) * c.hop_length / 2)
+        self.kaldi = c.frontend == "kaldi_fbank"
+        frame_length = self.frontend.frame_length
+        self.pad_front = 0 if self.kaldi else (c.n_fft // 2
+                                               + round((c.patch_time - 1) * c.hop_length / 2))
         self.col_hop = c.stride_time * c.hop_length                     # samples per column
-        self.window_samples = (c.window_frames - 1) * c.hop_length + c.n_fft
+        # centre of column 0 in the clip's samples: 0 for log_mel, 1400 (87.5 ms) for the AST
+        self.first_centre = ((c.patch_time - 1) * c.hop_length + frame_length) / 2 - self.pad_front
+        self.window_samples = (c.window_frames - 1) * c.hop_length + frame_length
         self.window_step = c.window_cols * self.col_hop
+        # the value of a zero fbank frame after normalisation (kaldi_fbank's padding)
+        self.pad_value = float(normalize(torch.zeros(()), c))
 
     @property
     def device(self) -> torch.device:
         return self.encoder.cls_token.device
 
     def num_columns(self, n_samples: int) -> int:
+        if self.kaldi:
+            c = self.config
+            return max(1, (self.frontend.num_frames(n_samples) - c.patch_time) // c.stride_time + 1)
         return n_samples // self.col_hop + 1
 
     def num_windows(self, n_samples: int) -> int:
@@ -84,7 +102,14 @@ class ASTEmbedder(nn.Module):
         ``(n, stop - start, n_mels, window_frames)`` on the model's device."""
         seg = self.window_audio(audio, start, stop)
         mel = self.frontend(seg.reshape(-1, self.window_samples))
-        return mel.reshape(*seg.shape[:2], *mel.shape[1:])
+        mel = mel.reshape(*seg.shape[:2], *mel.shape[1:])
+        if self.kaldi:  # frames past the clip's whole frames: zero fbank, as the original pads
+            frame = (torch.arange(start, stop, device=mel.device)[:, None, None]
+                     * (self.window_step // self.config.hop_length)
+                     + torch.arange(mel.shape[-1], device=mel.device))
+            mel = mel.masked_fill(frame >= self.frontend.num_frames(audio.shape[-1]),
+                                  self.pad_value)
+        return mel
 
     def embed_windows(self, mel: Tensor) -> Tuple[Tensor, Tensor]:
         """``(k, n_mels, frames)`` -> scene tokens ``(k, dim)`` and column embeddings
@@ -125,8 +150,9 @@ class ASTEmbedder(nn.Module):
         centres, ``T = L // (stride_time * hop) + 1``."""
         _, cols = self.embed(audio)
         hop_ms = 1000.0 * self.col_hop / self.sample_rate
-        ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=0.0, hop_ms=hop_ms,
-                              device=cols.device)
+        ts = frame_timestamps(cols.shape[0], cols.shape[1],
+                              first_ms=1000.0 * self.first_centre / self.sample_rate,
+                              hop_ms=hop_ms, device=cols.device)
         return cols, ts
 
     @torch.no_grad()

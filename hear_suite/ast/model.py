@@ -24,6 +24,7 @@ from hear_suite import frontends, onednn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.pos_embed import Grid
 
+FRONTENDS = ("log_mel", "kaldi_fbank")
 NORMALIZATIONS = ("mean_std", "unit_range")
 POS_EMBEDS = ("none", "absolute", "alibi_2d", "alibi_time", "relative_2d", "conditional",
               "conditional_absolute")
@@ -33,9 +34,12 @@ POS_EMBEDS = ("none", "absolute", "alibi_2d", "alibi_time", "relative_2d", "cond
 class ASTConfig:
     """Everything that defines an AST. Defaults: seed 003's ``conditional`` model, from scratch."""
 
-    # frontend: nnAudio log-mel, log(mel power + log_offset), then normalised with training-set
+    # frontend: "log_mel", nnAudio's log-mel, log(mel power + log_offset); "kaldi_fbank", the
+    # original AST's Kaldi filterbank (frontends.KaldiFbank: win_length-sample frames from sample
+    # 0, n_fft the FFT size, log(max(fbank, log_offset))). Then normalised with training-set
     # statistics: "mean_std" (AST) (x - norm_mean) / (2 * norm_std); "unit_range" (seed 003)
     # (x - norm_min) / (norm_max - norm_min), negatives clipped to 0
+    frontend: str = "log_mel"
     sample_rate: int = 16000
     n_mels: int = 64
     n_fft: int = 512
@@ -70,6 +74,7 @@ class ASTConfig:
     embed_norm: bool = True      # seed 003: LayerNorm after the (absolute) positional embedding
     final_norm: bool = False     # AST / timm: LayerNorm after the last block
     head_norm: bool = False      # AST: LayerNorm before the classifier
+    head_norm_eps: Optional[float] = None  # its epsilon when not norm_eps (original AST: 1e-5)
     pos_embed: str = "conditional"
     peg_blocks: int = 5          # conditional: a PEG after each of the first `peg_blocks` blocks
     labels: Tuple[str, ...] = field(default=("class0",))
@@ -77,6 +82,8 @@ class ASTConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
         problems: List[str] = []
+        if self.frontend not in FRONTENDS:
+            problems.append(f"frontend must be one of {FRONTENDS}, got {self.frontend!r}")
         if self.pos_embed not in POS_EMBEDS:
             problems.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
         if self.order not in pe.ORDERS:
@@ -287,7 +294,8 @@ class AST(nn.Module):
         self.pegs = nn.ModuleList(pe.PEG(dim=c.dim, num_prefix=c.num_prefix, cls_vector=i == 0)
                                   for i in range(n_peg))
         self.norm = nn.LayerNorm(c.dim, eps=c.norm_eps) if c.final_norm else nn.Identity()
-        self.head_norm = nn.LayerNorm(c.dim, eps=c.norm_eps) if c.head_norm else nn.Identity()
+        head_eps = c.norm_eps if c.head_norm_eps is None else c.head_norm_eps
+        self.head_norm = nn.LayerNorm(c.dim, eps=head_eps) if c.head_norm else nn.Identity()
         self.head = nn.Linear(c.dim, c.num_classes)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.dist_token is not None:
@@ -329,16 +337,31 @@ class AST(nn.Module):
 
 
 class Frontend(nn.Module):
-    """nnAudio log-mel of the config, normalised: ``(n, samples)`` -> ``(n, n_mels, frames)``,
-    ``frames = 1 + (samples - n_fft) // hop_length`` (frame k starts at sample ``k * hop``)."""
+    """The config's log-mel, normalised: ``(n, samples)`` -> ``(n, n_mels, frames)``,
+    ``frames = 1 + (samples - frame_length) // hop_length`` (frame k starts at sample
+    ``k * hop``; ``frame_length`` is ``n_fft`` for nnAudio's log-mel, ``win_length`` for
+    Kaldi's filterbank)."""
 
     def __init__(self, config: ASTConfig) -> None:
         super().__init__()
         self.config = config
-        self.log_mel = frontends.log_mel(sample_rate=config.sample_rate, n_mels=config.n_mels,
-                                         n_fft=config.n_fft, win_length=config.win_length,
-                                         hop_length=config.hop_length, fmin=config.fmin,
-                                         fmax=config.fmax, eps=config.log_offset)
+        c = config
+        if c.frontend == "kaldi_fbank":
+            self.log_mel = frontends.kaldi_fbank(sample_rate=c.sample_rate, n_mels=c.n_mels,
+                                                 n_fft=c.n_fft, win_length=c.win_length,
+                                                 hop_length=c.hop_length, fmin=c.fmin,
+                                                 fmax=c.fmax, floor=c.log_offset)
+            self.frame_length = c.win_length
+        else:
+            self.log_mel = frontends.log_mel(sample_rate=c.sample_rate, n_mels=c.n_mels,
+                                             n_fft=c.n_fft, win_length=c.win_length,
+                                             hop_length=c.hop_length, fmin=c.fmin, fmax=c.fmax,
+                                             eps=c.log_offset)
+            self.frame_length = c.n_fft
+
+    def num_frames(self, n_samples: int) -> int:
+        """Whole frames in ``n_samples`` (0 when shorter than one frame)."""
+        return max(0, 1 + (n_samples - self.frame_length) // self.config.hop_length)
 
     def forward(self, audio: Tensor, spectrum_transform=None) -> Tensor:
         return normalize(self.log_mel(audio, spectrum_transform), self.config)
