@@ -50,7 +50,10 @@ setup(
             "sed-eval",
             "torchinfo",
         ],
-        "test": ["pytest>=7"],
+        # Hugging Face AST checkpoints (model.safetensors): hear_suite.ast reads and writes them
+        "hf": ["safetensors>=0.3"],
+        # transformers: the independent oracle of the published-AST tests (no download)
+        "test": ["pytest>=7", "safetensors>=0.3", "transformers>=4.30"],
     },
     entry_points={"console_scripts": ["hear-suite=hear_suite.cli:main"]},
 )

@@ -212,6 +212,8 @@ class KaldiFbank(nn.Module):
         # float64 up to the log, as the reference implementations: in float32 the quiet bands
         # below ~100 Hz (attenuated by the DC removal and pre-emphasis) come out up to 1e-3 off
         # in log units; the cost is negligible next to any encoder
+        if audio.shape[-1] < self.win_length:  # no whole frame
+            return audio.new_zeros((*audio.shape[:-1], self.banks.shape[0], 0))
         frames = audio.double().unfold(-1, self.win_length, self.hop_length)  # (n, frames, win)
         frames = frames - frames.mean(dim=-1, keepdim=True)
         # pre-emphasis x[i] - 0.97 x[i - 1], the first sample against itself (Kaldi)

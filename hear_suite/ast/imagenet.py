@@ -35,7 +35,8 @@ def from_timm(state_dict: Dict[str, Tensor], model: AST, *, kernel_reduce: str =
       without distillation token gives its CLS row to both), the ``G x G`` grid is centre-cropped
       or bilinearly interpolated per axis to the audio grid (:func:`pe.resize_pos_grid`, the AST
       code's rule; grid rows = frequency, columns = time) and laid out in the config's order.
-    - ``cls_token``, ``dist_token``, blocks and the final ``norm`` are copied; ``head*`` dropped.
+    - ``cls_token``, ``dist_token``, blocks and the final ``norm`` are copied; ``head*`` dropped;
+      any other key is refused.
     """
     c = model.config
     out = {k: v.clone() for k, v in model.state_dict().items()}
@@ -63,6 +64,14 @@ def from_timm(state_dict: Dict[str, Tensor], model: AST, *, kernel_reduce: str =
         for key in _BLOCK_KEYS:
             out[f"blocks.{i}.{key}"] = state_dict[f"blocks.{i}.{key}"]
     out["norm.weight"], out["norm.bias"] = state_dict["norm.weight"], state_dict["norm.bias"]
+    used = {"patch_embed.proj.weight", "patch_embed.proj.bias", "cls_token", "dist_token",
+            "pos_embed", "norm.weight", "norm.bias"}
+    used |= {f"blocks.{i}.{key}" for i in blocks for key in _BLOCK_KEYS}
+    # the ImageNet classifiers (DeiT: head and head_dist) have no audio counterpart
+    unexpected = sorted(k for k in set(state_dict) - used if not k.startswith(("head.", "head_dist.")))
+    if unexpected:
+        raise ValueError(f"unexpected timm keys {unexpected[:4]}: not a DeiT / ViT of the "
+                         f"layout this conversion knows")
     if "pos_embed.weight" in out:
         out["pos_embed.weight"] = _convert_pos_embed(state_dict["pos_embed"],
                                                      1 + (timm_dist is not None), model)
