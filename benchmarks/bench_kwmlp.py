@@ -27,7 +27,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import (child_argv, in_fresh_process, median_ratio, onednn_disabled,  # noqa: E402
+from harness import (child_argv, in_fresh_process, median_ratio, onednn_set,  # noqa: E402
                      onednn_line, peak_extra_mb, timed, timed_rounds)
 from original_style import OriginalStyleKWMLP  # noqa: E402
 
@@ -122,14 +122,17 @@ def main() -> None:
     chunks_per_second = num_chunks(audio.shape[1] + 320, config.chunk_samples) / 10
     flops = flops_per_chunk(config) * chunks_per_second
     roof = matmul_roof(args.device, args.repeats)
-    with onednn_disabled():
+    with onednn_set(True):
+        onednn_roof = matmul_roof(args.device, args.repeats)
+    with onednn_set(False):
         plain_roof = matmul_roof(args.device, args.repeats)
     print(f"roofline: {flops_per_chunk(config) / 1e6:.1f} MFLOP per 1-s chunk, "
           f"{chunks_per_second:.1f} chunks per audio second (10 s clips) = {flops / 1e6:.0f} "
           f"MFLOP per audio second; at {ts_speed:.0f}x real time {flops * ts_speed / 1e9:.0f} "
           f"GFLOP/s, {100 * flops * ts_speed / 1e9 / roof:.0f}% of the {roof:.0f} GFLOP/s of a "
-          f"4096x1024x1024 float32 product (oneDNN: {onednn.available() and onednn.ENABLED}; "
-          f"with F.linear: {plain_roof:.0f} GFLOP/s)")
+          f"4096x1024x1024 float32 product (default here: "
+          f"{'oneDNN' if onednn.available() and onednn.ENABLED else 'F.linear'}; oneDNN "
+          f"{onednn_roof:.0f}, F.linear {plain_roof:.0f} GFLOP/s)")
     if args.device == "cpu":
         print(onednn_line(lambda: ours.timestamp_embeddings(audio), audio.numel() / 16000,
                           args.repeats, "hear_suite timestamp, 16 x 10 s:"))

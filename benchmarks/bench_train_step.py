@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import median_ratio, onednn_disabled, timed_rounds  # noqa: E402
+from harness import median_ratio, onednn_set, timed_rounds  # noqa: E402
 
 import hear_suite.ast as ast  # noqa: E402
 from hear_suite.ast.model import AST  # noqa: E402
@@ -61,11 +61,15 @@ def main() -> None:
     for name, (model, x, y) in cases.items():
         step = training_step(model, x, y)
 
-        def plain_step() -> None:
-            with onednn_disabled():
+        def onednn_step() -> None:
+            with onednn_set(True):
                 step()
 
-        fast, slow = timed_rounds([step, plain_step], args.repeats, cuda=False)
+        def plain_step() -> None:
+            with onednn_set(False):
+                step()
+
+        fast, slow = timed_rounds([onednn_step, plain_step], args.repeats, cuda=False)
         print(f"training step, {name}: with oneDNN kernels {1000 * statistics.median(fast):6.0f} "
               f"ms, with F.linear (HEAR_SUITE_ONEDNN=0) {1000 * statistics.median(slow):6.0f} ms, "
               f"ratio {median_ratio(slow, fast):.2f}")

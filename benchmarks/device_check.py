@@ -5,7 +5,10 @@ autocast, peak memory of the batches and of one long clip; a Markdown report.
     python benchmarks/device_check.py ...          # the same
 
 The models: every ``weights/*.pt`` (found when the check starts, ``registry.shipped_weights``),
-each labelled by its file stem, plus the weightless modules (``hear_suite.logmel``).
+each labelled by its file stem, plus the weightless modules (``hear_suite.logmel``), plus the
+published ASTs given with ``--published`` (default: every original ``*.pth`` and Hugging Face
+directory in ``pretrained_models/`` at the repository's top, where a user who downloaded
+``audioset_10_10_0.4593.pth`` puts it; the folder is not tracked).
 
 1. Parity: timestamp and scene embeddings of 4 clips of ``--clip-seconds`` (seeded tones in
    noise) on the CPU and on CUDA, both in strict float32; the largest difference against the
@@ -91,11 +94,23 @@ class Entry:
     weights: Optional[str]      # file name in weights/, loaded by name as a user would
 
 
-def shipped_models() -> List[Entry]:
+PUBLISHED = ROOT / "pretrained_models"
+
+
+def published_asts(folder: Path = PUBLISHED) -> List[str]:
+    """Original AST files and Hugging Face AST directories in ``folder`` (none if it is absent)."""
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.iterdir()
+                  if p.suffix == ".pth" or (p / "config.json").is_file())
+
+
+def shipped_models(published: Sequence[str] = ()) -> List[Entry]:
     """Every shipped weights file (read from weights/ now: files may have been added), then the
-    registered modules that have no weights."""
+    registered modules that have no weights, then the ``published`` AST files."""
     out = [Entry(Path(w).stem, m, w) for m, w in shipped_weights()]
     out += [Entry(e.name, e.module, None) for e in MODELS.values() if e.weights is None]
+    out += [Entry(Path(p).stem or Path(p).name, "hear_suite.ast", p) for p in published]
     return out
 
 
@@ -380,6 +395,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                    choices=["cuda", "cpu"])
     p.add_argument("--models", nargs="+", default=None,
                    help="labels to check (default: every shipped weights file and logmel)")
+    p.add_argument("--published", nargs="*", default=None, metavar="PATH",
+                   help="published AST checkpoints to check too (original .pth or Hugging Face "
+                        "directory; default: those in pretrained_models/)")
     p.add_argument("--batch", type=int, default=None, help="clips per batch")
     p.add_argument("--clip-seconds", type=float, default=None)
     p.add_argument("--long-seconds", type=float, default=None, help="length of the long clip")
@@ -411,7 +429,7 @@ def out_path(args: argparse.Namespace) -> Optional[Path]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    models = shipped_models()
+    models = shipped_models(published_asts() if args.published is None else args.published)
     if args.models:
         known = {e.label: e for e in models}
         unknown = sorted(set(args.models) - set(known))

@@ -39,12 +39,12 @@ def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> Tuple[float, fl
 
 
 @contextlib.contextmanager
-def onednn_disabled() -> Iterator[None]:
-    """``F.linear`` instead of ``hear_suite.onednn``'s kernels while inside (as with
-    ``HEAR_SUITE_ONEDNN=0``): the same code path with PyTorch's default matrix products."""
+def onednn_set(enabled: bool) -> Iterator[None]:
+    """``hear_suite.onednn``'s kernels on or off while inside (as ``HEAR_SUITE_ONEDNN=1`` / ``0``;
+    off: the same code path with PyTorch's default matrix products, ``F.linear``)."""
     from hear_suite import onednn
 
-    before, onednn.ENABLED = onednn.ENABLED, False
+    before, onednn.ENABLED = onednn.ENABLED, enabled
     try:
         yield
     finally:
@@ -54,12 +54,17 @@ def onednn_disabled() -> Iterator[None]:
 def onednn_line(run: Callable[[], object], audio_seconds: float, repeats: int,
                 label: str) -> str:
     """One benchmark line: x real time of ``run()`` (embedding ``audio_seconds`` of audio) with and
-    without ``hear_suite.onednn`` (medians of interleaved rounds) and the median ratio."""
-    def without() -> None:
-        with onednn_disabled():
+    without ``hear_suite.onednn`` (medians of interleaved rounds) and the median ratio. The
+    default on this CPU is one of the two (oneDNN where it has AVX-512)."""
+    def with_onednn() -> None:
+        with onednn_set(True):
             run()
 
-    fast, slow = timed_rounds([run, without], repeats, cuda=False)
+    def without() -> None:
+        with onednn_set(False):
+            run()
+
+    fast, slow = timed_rounds([with_onednn, without], repeats, cuda=False)
     return (f"{label} with oneDNN kernels {audio_seconds / statistics.median(fast):7.0f}x real "
             f"time, with F.linear (HEAR_SUITE_ONEDNN=0) "
             f"{audio_seconds / statistics.median(slow):7.0f}x, ratio {median_ratio(slow, fast):.2f}")

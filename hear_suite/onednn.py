@@ -1,16 +1,21 @@
 """Matrix products of linear layers through oneDNN on the CPU.
 
-PyTorch computes a float32 ``F.linear`` on the CPU with MKL's sgemm. On the AMD EPYC machines we
-measure on, MKL runs at less than half the speed of oneDNN's matmul (``benchmarks/bench_kwmlp.py``
-prints both on a 4096 x 1024 x 1024 product: about 217 vs 484 GFLOP/s on 2 cores), and a GELU
-can be applied inside oneDNN's kernel instead of in a second pass over the output. Both are IEEE float32 (no reduced-precision math); the results agree within float32
+PyTorch computes a float32 ``F.linear`` on the CPU with MKL's sgemm. On AMD EPYC CPUs with
+AVX-512 (Zen 4), MKL runs at less than half the speed of oneDNN's matmul
+(``benchmarks/bench_kwmlp.py`` prints both on a 4096 x 1024 x 1024 product: about 217 vs 484
+GFLOP/s on 2 cores), and a GELU can be applied inside oneDNN's kernel instead of in a second
+pass over the output. On an AVX2-only EPYC (Zen 3) it is the other way round: MKL reaches about
+150 GFLOP/s on 2 cores, near the FMA units' peak, oneDNN about 125, and its fused GELU costs more
+than a separate one. So oneDNN is the default only where the CPU has AVX-512
+(``torch.backends.cpu.get_cpu_capability()``); ``HEAR_SUITE_ONEDNN=1`` or ``0`` forces the
+choice. Both are IEEE float32 (no reduced-precision math); the results agree within float32
 rounding, tested.
 
 :func:`linear` uses oneDNN (through ``torch.ops.mkldnn._linear_pointwise``, the kernel
 ``torch.compile`` emits for frozen linear layers) when it can, also under autograd (its own
 backward, :class:`_Affine`), and ``F.linear`` otherwise: on CUDA, for other dtypes, under CPU
-autocast and inside ``torch.compile``, when PyTorch was built without oneDNN, or when
-``HEAR_SUITE_ONEDNN=0`` is set. The operator is private to PyTorch, so the first call checks it
+autocast and inside ``torch.compile``, when PyTorch was built without oneDNN, or when it is
+not enabled (above). The operator is private to PyTorch, so the first call checks it
 against ``F.linear`` on a small input and falls back for good if it is missing or disagrees.
 """
 from __future__ import annotations
@@ -23,7 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ENABLED = os.environ.get("HEAR_SUITE_ONEDNN", "1") != "0"
+
+
+def _enabled_by_default() -> bool:
+    forced = os.environ.get("HEAR_SUITE_ONEDNN")
+    if forced is not None:
+        return forced != "0"
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+ENABLED = _enabled_by_default()
 
 # oneDNN post-op (attribute, algorithm) per activation; GELU's "none" algorithm is the exact erf
 _ACTIVATIONS = {None: ("none", ""), "gelu": ("gelu", "none"), "relu": ("relu", "")}

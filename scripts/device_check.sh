@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Device check of every shipped model (every weights/*.pt, found when it starts, and the log-mel
-# floor), the code of this working tree (not an installed wheel):
+# floor) and of the published ASTs in pretrained_models/ (or --published PATH...), the code of
+# this working tree (not an installed wheel):
 #   1. CUDA vs CPU parity of timestamp and scene embeddings (4 clips x 10 s, float32), against a
 #      stated tolerance per model;
 #   2. throughput in x real time at batch 64 x 10 s in float32, TF32 and bf16 autocast, the

@@ -12,6 +12,12 @@ from hear_suite.kwmlp.embedder import KWMLPEmbedder
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="PyTorch built without oneDNN")
 
 
+@pytest.fixture(autouse=True)
+def onednn_on(monkeypatch):
+    """oneDNN on whatever the CPU (by default it is on only with AVX-512)."""
+    monkeypatch.setattr(onednn, "ENABLED", True)
+
+
 def randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
