@@ -21,7 +21,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["hear_suite", "hear_suite.*"]) + ["hear_suite.weights"],
     package_dir={"hear_suite.weights": "weights"},
-    package_data={"hear_suite.weights": ["*.pt", "README.md"]},
+    package_data={"hear_suite.weights": ["*.pt", "README.md"],
+                  "hear_suite.ast": ["recipe_labels.json"]},
     install_requires=[
         "torch>=1.13",
         "nnAudio>=0.3.2",

@@ -1,9 +1,11 @@
-"""Audio input checks, padded chunking and timestamps: the HEAR plumbing every model shares."""
+"""Audio input checks, padded chunking, timestamps and resampling: the HEAR plumbing every model
+shares."""
 from __future__ import annotations
 
 import math
 from typing import Iterator, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -71,3 +73,16 @@ def frame_timestamps(n_clips: int, n_frames: int, *, first_ms: float, hop_ms: fl
     """Timestamps (ms) ``first_ms + hop_ms * k`` for k < n_frames, shape ``(n_clips, n_frames)``."""
     row = first_ms + hop_ms * torch.arange(n_frames, dtype=torch.float64, device=device)
     return row.float().expand(n_clips, n_frames).contiguous()
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling (``scipy.signal.resample_poly``) of float audio ``(..., samples)``
+    from ``orig_sr`` to ``target_sr`` Hz, float32: the one resampler of the package (training
+    data, generated tasks, evaluation)."""
+    from scipy.signal import resample_poly
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if orig_sr == target_sr:
+        return audio
+    g = math.gcd(int(orig_sr), int(target_sr))
+    return resample_poly(audio, target_sr // g, orig_sr // g, axis=-1).astype(np.float32)

@@ -12,7 +12,7 @@ from hear_suite.registry import MODELS
 # subcommand -> (module, help)
 COMMANDS = {
     "make-corpus": ("hear_suite.corpora.cli", "synthesise a training corpus as a HEAR task"),
-    "make-tasks": ("hear_suite.evaluation.make_tasks", "generate a suite of HEAR evaluation tasks"),
+    "make-tasks": ("hear_suite.taskgen.make_tasks", "generate a suite of HEAR evaluation tasks"),
     "eval": ("hear_suite.evaluation.driver", "evaluate HEAR modules with heareval over task dirs"),
     "export": ("hear_suite.export", "convert checkpoints to and from original layouts"),
 }

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from hear_suite.training import derive_seed, shard_indices
+from hear_suite.training.seeding import derive_seed
+from hear_suite.training.sharding import shard_indices
 
 CROP_MODES = ("start", "random")
 Draw = Tuple[int, int]  # (clip index, draw id)
@@ -124,7 +125,7 @@ def read_resampled(path: Path, sample_rate: int) -> np.ndarray:
         rate = f.samplerate
         audio = read_open(f, 0, f.frames)
     if rate != sample_rate:
-        from hear_suite.corpora.speech import resample
+        from hear_suite.audio import resample
 
         audio = resample(audio, rate, sample_rate)
     return audio

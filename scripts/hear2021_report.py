@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 import soundfile as sf
 import torch
 
-from hear_suite.evaluation.hear2021 import TASKS
+from hear_suite.taskgen.hear2021.suite import TASKS
 from hear_suite.tasks import write_atomic
 
 GPU_TFLOPS = 20.0        # assumed sustained float32 rate of these small models on one GPU
@@ -119,7 +119,7 @@ def model_gflops_per_audio_s(module: str) -> float:
 
 
 def _emb_dir(eval_dir: Path, run: Dict, task: str) -> Path:
-    from hear_suite.evaluation.driver import Run
+    from hear_suite.evaluation.runs import Run
 
     r = Run(run["module"], run.get("model"), run.get("options") or {}, run.get("label"))
     return eval_dir / "embeddings" / r.run_id / r.heareval_dir_name() / task

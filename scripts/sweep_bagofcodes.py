@@ -28,6 +28,7 @@ import torch
 
 from hear_suite import checkpoint, training
 from hear_suite.bagofcodes import head as H
+from hear_suite.bagofcodes import codebooks
 from hear_suite.bagofcodes import train as T
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder
 from hear_suite.bagofcodes.io import load_bagofcodes, save_bagofcodes
@@ -57,13 +58,13 @@ def models_per_size(base: BagOfCodes, corpus: List[Path], sizes: List[int], max_
             specs, _ = T.spectrograms(T.audio_files(corpus), base.frontend, config,
                                       torch.device("cpu"))
             specs = [(s - base.mel_mean) / base.mel_std for s in specs]
-            z = {v: T.bottleneck_vectors(base.encoders, specs, config, v) for v in VIEWS}
+            z = {v: codebooks.bottleneck_vectors(base.encoders, specs, config, v) for v in VIEWS}
         model = BagOfCodes(dataclasses.replace(config, codebook_size=d)).eval()
         model.encoders.load_state_dict(base.encoders.state_dict())
         model.mel_mean.copy_(base.mel_mean)
         model.mel_std.copy_(base.mel_std)
         for i, v in enumerate(VIEWS):
-            c, _ = T.fit_codebook(z[v], size=d, seed=training.derive_seed(seed, i),
+            c, _ = codebooks.fit_codebook(z[v], size=d, seed=training.derive_seed(seed, i),
                                   max_vectors=max_vectors, minibatch_above=20_000)
             model.codebooks[v].centroids.copy_(torch.from_numpy(c))
         out[d] = model

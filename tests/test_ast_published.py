@@ -11,7 +11,7 @@ import torch
 
 import hear_suite.ast as hast
 from hear_suite import cli, frontends
-from hear_suite.ast import huggingface, original
+from hear_suite.ast import original
 from hear_suite.ast.imagenet import from_timm
 from hear_suite.ast.model import AST, ASTConfig
 
@@ -200,6 +200,8 @@ def test_speech_commands_recipe(tmp_path):
         c = embedder.config
         assert (c.window_frames, c.norm_mean, c.norm_std, c.num_classes) == (
             128, -6.845978, 5.5654526, 35)
+        if source == pth:  # the recipe's class names (Hugging Face: config.json's id2label)
+            assert c.labels[:3] == ("backward", "follow", "five")
         x = audio(16000, seed=4)
         want = reference(model, extractor, x)
         got = first_window(embedder, x)

@@ -18,6 +18,7 @@ import hear_suite.bagofcodes as boc
 from hear_suite import checkpoint, cli, data, training
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder, windowed_counts
 from hear_suite.bagofcodes import cache as boc_cache
+from hear_suite.bagofcodes import codebooks
 from hear_suite.bagofcodes import train as T
 from hear_suite.bagofcodes.io import load_bagofcodes, save_bagofcodes
 from hear_suite.bagofcodes.model import (VIEWS, BagOfCodes, BagOfCodesConfig, build_frontend,
@@ -396,7 +397,7 @@ def test_bottom_k_is_a_sample_of_the_smallest_keys_however_chunked():
     keys = np.random.default_rng(7).random(1000)
     samples = []
     for cuts in ([], [1, 2, 500], list(range(37, 1000, 37))):
-        s, added = T.BottomK(50, np.random.default_rng(7)), 0
+        s, added = codebooks.BottomK(50, np.random.default_rng(7)), 0
         for part in np.split(rows, cuts):
             picked = s.candidates(len(part))
             s.add(part[picked])
@@ -405,7 +406,7 @@ def test_bottom_k_is_a_sample_of_the_smallest_keys_however_chunked():
     assert all(np.array_equal(samples[0], s) for s in samples[1:])
     assert added < 400  # in small chunks, most rows are never computed (about 50 (1 + ln 20))
     assert np.array_equal(samples[0][:, 0], np.argsort(keys)[:50])
-    few = T.BottomK(50, np.random.default_rng(0))
+    few = codebooks.BottomK(50, np.random.default_rng(0))
     few.add(rows[:20][few.candidates(20)])
     assert sorted(few.sample()[:, 0].tolist()) == list(range(20))
 
@@ -416,7 +417,7 @@ def test_bottleneck_vectors_in_chunks_equal_all_at_once(random_model):
     g = torch.Generator().manual_seed(1)
     specs = [torch.randn(96, 437, generator=g), torch.randn(96, 100, generator=g)]
     for v in VIEWS:
-        z = T.bottleneck_vectors(random_model.encoders, specs, config, v, batch=37)
+        z = codebooks.bottleneck_vectors(random_model.encoders, specs, config, v, batch=37)
         with torch.no_grad():
             want = torch.cat([random_model.encoders[v](view_vectors(
                 s[None], config, v, 10).reshape(-1, config.input_dims[v])) for s in specs])

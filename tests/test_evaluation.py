@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from hear_suite.corpora import music, sounds
-from hear_suite.evaluation import make_tasks
+from hear_suite.taskgen import make_tasks
 from hear_suite.evaluation.config import load_config
 from hear_suite.evaluation.chance import CONSTANT, chance_level, task_chance
 from hear_suite.evaluation.results import (Row, mark_floor, read_metric, to_csv, to_markdown,
@@ -325,7 +325,7 @@ def test_task_chance_from_disk(tmp_path):
 
 
 def test_floor_run_is_added_once():
-    from hear_suite.evaluation.driver import FLOOR_LABEL, Run, with_floor
+    from hear_suite.evaluation.runs import FLOOR_LABEL, Run, with_floor
 
     runs, floor = with_floor([Run("a")])
     assert [r.module for r in runs] == ["a", "hear_suite.logmel"] and floor == FLOOR_LABEL

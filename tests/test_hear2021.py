@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from hear_suite.evaluation import hear2021, make_tasks
+from hear_suite.taskgen import make_tasks
+from hear_suite.taskgen.hear2021 import suite as hear2021
 from hear_suite.evaluation.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hear_suite.corpora import real
+from hear_suite.corpora import real, real_sources
 from hear_suite.tasks import load_wav, read_task
 
 installed = all(Path(p).is_dir() for p in (
@@ -38,8 +38,8 @@ def test_four_tasks_and_their_union(corpus):
     root, written = corpus
     names = [p.name for p in written]
     assert names == [f"{t}-v1-full" for t in real.TASKS] + ["real_multitask-v1-full"]
-    expected = {"real_speaker_id": (set(real.SPEAKERS), 3.0),
-                "real_drum_pieces": (set(real.DRUM_CLASSES), 1.0),
+    expected = {"real_speaker_id": (set(real_sources.SPEAKERS), 3.0),
+                "real_drum_pieces": (set(real_sources.DRUM_CLASSES), 1.0),
                 "real_sound_kinds": ({"speech", "drums", "instrument", "music", "desktop_sound",
                                       "game_effect"}, 4.0)}
     for path in written[:4]:
@@ -93,7 +93,7 @@ def test_speaker_task_is_evaluation_only(corpus):
     root, written = corpus
     task = read_task(written[0])
     for split in task.splits:
-        assert {l for v in task.examples[split].values() for l in v} == set(real.SPEAKERS)
+        assert {l for v in task.examples[split].values() for l in v} == set(real_sources.SPEAKERS)
     speaker_sources = {s["source"] for s in task.metadata["sources"]}
     for path in written[1:4]:
         assert not speaker_sources & {s["source"] for s in read_task(path).metadata["sources"]}
@@ -164,16 +164,16 @@ def test_unknown_task_and_bad_scale(tmp_path, capsys):
     ("Stick", None), ("Cowbell", None), ("Djembe1 Slap", None),
 ])
 def test_drum_class(name, label):
-    assert real.drum_class(name) == label
+    assert real_sources.drum_class(name) == label
 
 
 def test_program_splits_cover_every_family():
-    splits = real.program_splits(real.RealConfig(seed=0))
+    splits = real_sources.program_splits(real.RealConfig(seed=0))
     assert sorted(splits) == list(range(112))
     for family in range(0, 112, 8):
         counts = collections.Counter(splits[p] for p in range(family, family + 8))
         assert counts == {"train": 5, "valid": 1, "test": 2}
-    assert splits != real.program_splits(real.RealConfig(seed=1))
+    assert splits != real_sources.program_splits(real.RealConfig(seed=1))
 
 
 # ------------------------------------------------------------------------------- union

@@ -259,7 +259,7 @@ def test_checkpoint_every_writes_mid_epoch_state(toy_task, tmp_path, monkeypatch
     # every write of last.pt: mid-epoch every 4 steps, and at each epoch's end (6 steps each)
     saved = []
     write = training.save_training_state
-    monkeypatch.setattr(training, "save_training_state", lambda path, **kw: (
+    monkeypatch.setattr(training.state, "save_training_state", lambda path, **kw: (
         saved.append((kw["epoch"], kw["step"], kw["extra"]["in_epoch"]["steps"])),
         write(path, **kw)))
     train("kwmlp", toy_task, tmp_path / "every", "--epochs", "2", "--checkpoint-every", "4")

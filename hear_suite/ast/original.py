@@ -12,15 +12,17 @@ A published file (``audioset_10_10_0.4593.pth``, the other AudioSet ensemble mem
 - ``module.mlp_head.{0,1}``: ``LayerNorm(768)`` (torch's default eps 1e-5, where timm's are
   1e-6) then ``Linear(768, classes)``.
 
-There is no config. The recipe (frames per clip, normalisation) is known from the number of
-classes (``RECIPES``, from the repository's ``egs/*/run*.sh``); the strides from the
+There is no config. The recipe (frames per clip, normalisation, class names) is known from the
+number of classes (``RECIPES``, from the repository's ``egs/*/run*.sh``); the strides from the
 positional table's size (and the file name, which carries them); the width, depth and feed-forward
 size from the shapes; the heads from the width (DeiT's heads are 64 wide). The frontend is the
 Kaldi filterbank of the AST's ``dataloader.py`` (:class:`hear_suite.frontends.KaldiFbank`).
 """
 from __future__ import annotations
 
+import json
 import re
+from importlib import resources
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -35,6 +37,8 @@ RECIPES = {
     50: ("esc50", 512, -6.6268077, 5.358466),
     35: ("speechcommands", 128, -6.845978, 5.5654526),
 }
+# the recipes' class names (egs/*/data/*class_labels_indices.csv, display_name by index)
+LABELS_FILE = "recipe_labels.json"
 N_MELS, PATCH, HEAD_DIM = 128, 16, 64          # every AST recipe: 128 bins, 16 x 16, DeiT heads
 # the Kaldi filterbank of dataloader.py (torchaudio.compliance.kaldi.fbank's defaults otherwise)
 KALDI_FRONTEND = dict(frontend="kaldi_fbank", sample_rate=16000, n_mels=N_MELS, n_fft=512,
@@ -109,7 +113,7 @@ def from_original(sd: Dict[str, Tensor], *, name: str = "", frames: Optional[int
                          f"({', '.join(f'{r[0]}: {n}' for n, r in RECIPES.items())}); give its "
                          f"frames, norm_mean and norm_std (hear-suite export ast-import --frames "
                          f"N --norm-mean M --norm-std S)")
-    _, default_frames, default_mean, default_std = recipe or (None, None, None, None)
+    name_of_recipe, default_frames, default_mean, default_std = recipe or (None,) * 4
     frames = frames or default_frames
     kernel = tuple(sd["v.patch_embed.proj.weight"].shape)
     if kernel != (dim, 1, PATCH, PATCH):
@@ -122,7 +126,7 @@ def from_original(sd: Dict[str, Tensor], *, name: str = "", frames: Optional[int
         ff_dim=sd["v.blocks.0.mlp.fc1.weight"].shape[0], norm_eps=1e-6, head_norm_eps=1e-5,
         norm_mean=default_mean if norm_mean is None else norm_mean,
         norm_std=default_std if norm_std is None else norm_std,
-        labels=tuple(f"class{i}" for i in range(classes)))
+        labels=recipe_labels(name_of_recipe) or tuple(f"class{i}" for i in range(classes)))
     renames = _renames(depth)
     missing = [orig for _, orig in renames if orig not in sd]
     unexpected = sorted(set(sd) - {orig for _, orig in renames} - set(UNUSED))
@@ -130,6 +134,14 @@ def from_original(sd: Dict[str, Tensor], *, name: str = "", frames: Optional[int
         raise ValueError(f"original AST checkpoint has an unexpected layout: missing "
                          f"{missing[:4]}, unexpected {unexpected[:4]}")
     return config, {ours: sd[orig] for ours, orig in renames}
+
+
+def recipe_labels(recipe: Optional[str]) -> Tuple[str, ...]:
+    """Class names of a published recipe (``"audioset"``, ``"esc50"``, ``"speechcommands"``)."""
+    if recipe is None:
+        return ()
+    text = resources.files("hear_suite.ast").joinpath(LABELS_FILE).read_text(encoding="utf-8")
+    return tuple(json.loads(text)[recipe])
 
 
 def check_exportable(config: ASTConfig) -> None:

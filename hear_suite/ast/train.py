@@ -29,6 +29,10 @@ mid-epoch checkpoints (``--checkpoint-every``): see :mod:`hear_suite.training`.
 
 Run directory: ``metrics.csv``, ``curves.png``, ``last.pt`` (resumable; a rerun resumes),
 ``best.pt`` (best-valid epoch) and ``ast_<pe>.pt`` (shipped format, with provenance).
+
+Length: over the package's guide of about 450 lines, as one concern, the AST's recipe: its
+flags (every number of it), its streams and whole-clip evaluation, and the run loop that ties
+them; the shared machinery is in :mod:`hear_suite.training` and :mod:`hear_suite.data`.
 """
 from __future__ import annotations
 
@@ -47,13 +51,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import checkpoint, data, training
+from hear_suite import checkpoint, data
 from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.imagenet import from_timm
 from hear_suite.ast.io import FAMILY, save_encoder
 from hear_suite.ast.model import AST, POS_EMBEDS, PRESETS, ASTConfig, num_parameters
 from hear_suite.tasks import MULTILABEL, SCENE, Task, read_task
 from hear_suite.version import __version__
+from hear_suite.training.args import (add_run_arguments, micro_batch_size, plain_args,
+                                      run_argument_problems)
+from hear_suite.training.augment import (add_spec_augment_arguments, spec_augment_from_args,
+                                         spec_augment_problems)
+from hear_suite.training.distributed import (all_gather_objects, barrier, check_replicas_identical,
+                                             DistInfo, run_distributed, wrap_ddp)
+from hear_suite.training.metrics import log, MetricsLog, plot_curves
+from hear_suite.training.schedules import DECAYS, WarmupDecayLR
+from hear_suite.training.seeding import seed_everything
+from hear_suite.training.sharding import split_rank
+from hear_suite.training.state import load_training_state, resume, RunDir, save_run_state
+from hear_suite.training.steps import (autocast, compiled, epoch_means, EpochPosition, Stepper,
+                                       stop_now, train_epoch)
 
 SPLITS = ("train", "valid", "test")
 BEST = "best.pt"
@@ -64,7 +81,7 @@ CURVES = {"loss": ["train_loss", "valid_loss"], "validation score": ["valid_scor
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-dir", type=Path, required=True,
                         help="HEAR scene task (multilabel or multiclass) with train/valid/test")
-    training.add_run_arguments(parser)
+    add_run_arguments(parser)
     m = parser.add_argument_group("model")
     m.add_argument("--pe", choices=POS_EMBEDS, default="conditional", help="positional encoding")
     m.add_argument("--preset", choices=sorted(PRESETS), default="small",
@@ -94,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--accumulate micro-batches")
     g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (seed 003: 5e-4)")
     g.add_argument("--warmup-epochs", type=float, default=3)
-    g.add_argument("--decay", choices=training.DECAYS, default="cosine",
+    g.add_argument("--decay", choices=DECAYS, default="cosine",
                    help="after warm-up: cosine to 0, or seed 003's 1/sqrt(step)")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--clip-value", type=float, default=1.0,
@@ -102,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mixup", type=float, default=0.5,
                    help="probability that a micro-batch's waveforms are mixed")
     g.add_argument("--mixup-alpha", type=float, default=10.0, help="lambda ~ Beta(a, a)")
-    training.add_spec_augment_arguments(
+    add_spec_augment_arguments(
         g, time_width=48, freq_width=12,
         freq_help="max bins per mask (mel bins, or STFT bins with --specaugment-on stft)")
     g.add_argument("--specaugment-on", choices=("log_mel", "stft"), default="log_mel",
@@ -204,11 +221,11 @@ class Evaluator:
     disjoint shares and gather the logits."""
 
     def __init__(self, split: Split, embedder: ASTEmbedder, *, multilabel: bool,
-                 batch_size: int, workers: int, info: training.DistInfo) -> None:
+                 batch_size: int, workers: int, info: DistInfo) -> None:
         self.split, self.embedder, self.multilabel = split, embedder, multilabel
         self.workers, self.info = workers, info
         lengths = [data.num_frames(p) for p in split.paths]
-        share = training.split_rank(len(split), rank=info.rank, world_size=info.world_size)
+        share = split_rank(len(split), rank=info.rank, world_size=info.world_size)
         self.batches = data.equal_length_batches(lengths, share.tolist(), batch_size)
         self.clips = data.WholeClips(split.paths, embedder.sample_rate)
         self.y = split.targets(torch.arange(len(split)), multilabel)
@@ -223,7 +240,7 @@ class Evaluator:
             scene, _ = self.embedder.embed(audio.to(self.info.device))
             out.append(model.head(model.head_norm(scene)).float().cpu())
             idx.append(i)
-        shares = training.all_gather_objects(
+        shares = all_gather_objects(
             (torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long),
              torch.cat(out) if out else torch.zeros(0, self.split.n_classes)))
         order = torch.cat([i for i, _ in shares])
@@ -238,13 +255,13 @@ class TrainStream:
     device waveform mixup, the frontend and SpecAugment."""
 
     def __init__(self, split: Split, embedder: ASTEmbedder, *, multilabel: bool,
-                 args: argparse.Namespace, info: training.DistInfo) -> None:
+                 args: argparse.Namespace, info: DistInfo) -> None:
         self.split, self.embedder, self.multilabel = split, embedder, multilabel
         self.args, self.info = args, info
         crop = data.Crop(embedder.window_samples, args.crop, pad_front=embedder.pad_front)
         self.stream = data.EpochStream(
             data.CroppedClips(split.paths, crop, embedder.sample_rate),
-            micro_batch=training.micro_batch_size(args, info.world_size),
+            micro_batch=micro_batch_size(args, info.world_size),
             accumulate=args.accumulate, seed=args.seed, rank=info.rank,
             world_size=info.world_size, workers=args.workers, device=info.device,
             weights=(data.label_balanced_weights(split.labels, split.n_classes)
@@ -261,7 +278,7 @@ class TrainStream:
             y = lam * y + (1 - lam) * y.flip(0)
 
         def masks(spec: Tensor) -> Tensor:
-            return training.spec_augment_from_args(spec, args)
+            return spec_augment_from_args(spec, args)
 
         with torch.no_grad():
             if args.specaugment_on == "stft":
@@ -270,10 +287,10 @@ class TrainStream:
 
     def loss_of(self, forward: nn.Module) -> Callable[[Tuple[Tensor, Tensor]],
                                                      Tuple[Tensor, int, List[float]]]:
-        """The :class:`training.Stepper` loss of a micro-batch through ``forward``."""
+        """The :class:`Stepper` loss of a micro-batch through ``forward``."""
         def loss(micro: Tuple[Tensor, Tensor]) -> Tuple[Tensor, int, List[float]]:
             x, y = self.features(*micro)
-            with training.autocast(self.info.device, self.args.precision):
+            with autocast(self.info.device, self.args.precision):
                 logits = forward(x)
             return loss_fn(logits.float(), y, self.multilabel), len(y), []
 
@@ -300,12 +317,12 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
     problems: List[str] = []
     if args.epochs < 1:
         problems.append("--epochs must be >= 1")
-    problems += training.run_argument_problems(args, world_size)
+    problems += run_argument_problems(args, world_size)
     if args.warmup_epochs < 0 or args.lr <= 0 or args.weight_decay < 0 or args.clip_value < 0:
         problems.append("--warmup-epochs, --weight-decay, --clip-value must be >= 0, --lr > 0")
     if not 0.0 <= args.mixup <= 1.0 or args.mixup_alpha <= 0:
         problems.append("--mixup must be in [0, 1] and --mixup-alpha > 0")
-    problems += training.spec_augment_problems(args)
+    problems += spec_augment_problems(args)
     if not 0 <= args.swa_epochs <= args.epochs:
         problems.append("--swa-epochs must be in 0..--epochs")
     if args.norm_clips < 1:
@@ -315,10 +332,10 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return training.run_distributed(args, check_args, evaluate_weights if args.evaluate else run)
+    return run_distributed(args, check_args, evaluate_weights if args.evaluate else run)
 
 
-def evaluate_weights(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
+def evaluate_weights(args: argparse.Namespace, info: DistInfo) -> Dict[str, Any]:
     """``--evaluate WEIGHTS``: valid and test scores of a weights file whose labels are the
     task's, written to ``OUT/scores.json``."""
     from hear_suite.ast.io import load_encoder
@@ -338,7 +355,7 @@ def evaluate_weights(args: argparse.Namespace, info: training.DistInfo) -> Dict[
         evaluator = Evaluator(Split(task, split), embedder, multilabel=multilabel,
                               batch_size=args.batch_size, workers=args.workers, info=info)
         scores[f"{split}_{metric}"] = evaluator(model)[1]
-        training.log(f"{split} {metric} {scores[f'{split}_{metric}']:.4f}")
+        log(f"{split} {metric} {scores[f'{split}_{metric}']:.4f}")
     if info.is_main:
         write_atomic(Path(args.out) / "scores.json", json.dumps(scores, indent=2) + "\n")
     return scores
@@ -351,14 +368,14 @@ def base_config(args: argparse.Namespace, labels: List[str]) -> ASTConfig:
     return ASTConfig.preset(args.preset, pos_embed=args.pe, labels=tuple(labels), **overrides)
 
 
-def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
+def run(args: argparse.Namespace, info: DistInfo) -> Dict[str, Any]:
     """Train (or resume), average the last epochs, score on valid and test. Returns the
     provenance written into ``OUT/ast_<pe>.pt``."""
     out = Path(args.out)
     weights_name = f"ast_{args.pe}.pt"
     task = open_task(args.task_dir, ASTConfig.preset(args.preset).sample_rate)
     multilabel = task.metadata["prediction_type"] == MULTILABEL
-    run_dir = training.RunDir(out, outputs=(BEST, weights_name))
+    run_dir = RunDir(out, outputs=(BEST, weights_name))
     resume_from = run_dir.resolve(args.resume_mode)
     splits = {s: Split(task, s) for s in SPLITS}
 
@@ -366,7 +383,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     # config's when resuming (they define the run)
     wanted = base_config(args, task.labels)
     t0 = time.perf_counter()
-    state = training.load_training_state(resume_from) if resume_from is not None else None
+    state = load_training_state(resume_from) if resume_from is not None else None
     if state is not None and isinstance(state["extra"].get("config"), dict):
         saved = ASTConfig.from_dict(state["extra"]["config"])
         stats = {k: getattr(saved, k) for k in ("norm_mean", "norm_std", "norm_min", "norm_max")}
@@ -377,17 +394,17 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
                                    workers=args.workers)
         del raw
     config = wanted.replace(**stats)
-    training.log(f"{task.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items())
+    log(f"{task.name}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items())
                  + f" clips, {len(task.labels)} {'multilabel' if multilabel else 'multiclass'} "
                    f"classes, log-mel statistics in {time.perf_counter() - t0:.1f} s; "
                    f"{info.world_size} process(es) on {info.device}")
 
-    training.seed_everything(args.seed)  # same initial weights on every rank
+    seed_everything(args.seed)  # same initial weights on every rank
     model = AST(config).to(info.device)
     init = imagenet_init(model, args.imagenet, args.kernel_reduce) if args.imagenet else None
-    training.log(f"AST {args.pe}: {num_parameters(model):,} parameters"
+    log(f"AST {args.pe}: {num_parameters(model):,} parameters"
                  + (f", initialised from {args.imagenet}" if init else ""))
-    training.seed_everything(args.seed, info.rank)  # per-rank streams: masks, mixup, dropout
+    seed_everything(args.seed, info.rank)  # per-rank streams: masks, mixup, dropout
     embedder = ASTEmbedder(model).to(info.device)
     stream = TrainStream(splits["train"], embedder, multilabel=multilabel, args=args, info=info)
     evaluators = {s: Evaluator(splits[s], embedder, multilabel=multilabel,
@@ -395,7 +412,7 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
                   for s in ("valid", "test")}
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = stream.stream.steps_per_epoch()
-    scheduler = training.WarmupDecayLR(
+    scheduler = WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * steps_per_epoch),
         total_steps=args.epochs * steps_per_epoch, decay=args.decay)
 
@@ -404,38 +421,38 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
     swa_count = 0
     key = {"config": config.to_dict(), "balanced": args.balanced, "crop": args.crop}
     if state is not None:
-        state = training.resume(resume_from, key, model=model, optimizer=optimizer,
+        state = resume(resume_from, key, model=model, optimizer=optimizer,
                                 scheduler=scheduler, info=info, seed=args.seed, state=state)
         start_epoch, step = state["epoch"], state["step"]
         best, best_epoch = state["best_metric"], state["extra"]["best_epoch"]
         elapsed = state["extra"]["elapsed_s"]
         swa, swa_count = state["extra"].get("swa"), state["extra"].get("swa_count", 0)
         if swa is not None and start_epoch - swa_count < args.epochs - args.swa_epochs:
-            training.log("note: the averaged epochs fall outside the new last --swa-epochs: "
+            log("note: the averaged epochs fall outside the new last --swa-epochs: "
                          "the average starts over")
             swa, swa_count = None, 0
-    position = training.EpochPosition.from_state(state)
-    metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
+    position = EpochPosition.from_state(state)
+    metrics = MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
-        training.save_run_state(
+    def save_state(epoch_done: int, at: EpochPosition, at_step: int) -> None:
+        save_run_state(
             run_dir.last, info=info, model=model, optimizer=optimizer, scheduler=scheduler,
             epoch=epoch_done, step=at_step, position=at, best_metric=best,
             extra={**key, "best_epoch": best_epoch, "elapsed_s": elapsed, "epochs": args.epochs,
                    "world_size": info.world_size, "swa": swa, "swa_count": swa_count})
 
-    forward = training.compiled(training.wrap_ddp(model, info), args.compile)
-    stepper = training.Stepper(forward, optimizer, scheduler, clip_value=args.clip_value)
+    forward = compiled(wrap_ddp(model, info), args.compile)
+    stepper = Stepper(forward, optimizer, scheduler, clip_value=args.clip_value)
     stopped = False
     for epoch in range(start_epoch, args.epochs):
-        if training.stop_now(step, args):
+        if stop_now(step, args):
             stopped = True
             break
         t1 = time.perf_counter()
         forward.train()
-        position, step, lr, complete = training.train_epoch(
+        position, step, lr, complete = train_epoch(
             stream.stream.epoch(epoch, position.steps), stepper, stream.loss_of(forward),
             args=args, epoch=epoch, steps_per_epoch=steps_per_epoch, position=position,
             step=step, save=lambda at_step, at: save_state(epoch, at, at_step))
@@ -443,8 +460,8 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         if not complete:
             stopped = True
             break
-        train_loss = training.epoch_means(position)[0].item()
-        position = training.EpochPosition()
+        train_loss = epoch_means(position)[0].item()
+        position = EpochPosition()
         valid_loss, valid_score = evaluators["valid"](model)
         if epoch >= args.epochs - args.swa_epochs:  # stochastic weight averaging
             weights = {k: v.detach().double().cpu() for k, v in model.state_dict().items()}
@@ -461,19 +478,19 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             metrics.append({"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss,
                             "valid_loss": valid_loss, "valid_score": valid_score,
                             "time_s": seconds})
-            training.plot_curves(metrics.rows, run_dir.curves, CURVES)
+            plot_curves(metrics.rows, run_dir.curves, CURVES)
         save_state(epoch + 1, position, step)
-        training.log(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} | valid loss "
+        log(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} | valid loss "
                      f"{valid_loss:.4f} {'mAP' if multilabel else 'acc'} {valid_score:.4f} | "
                      f"{seconds:.1f} s")
     if stopped:
-        training.log(f"--max-steps {args.max_steps}: stopped at step {step}; rerun without it "
+        log(f"--max-steps {args.max_steps}: stopped at step {step}; rerun without it "
                      f"to continue from {run_dir.last}")
 
-    digest = training.check_replicas_identical(model)
+    digest = check_replicas_identical(model)
     if best is None and info.is_main:  # stopped before the first epoch ended: the weights now
         save_encoder(out / BEST, model, provenance={"step": step, "task_dir": str(args.task_dir)})
-    training.barrier()  # best.pt is complete before any rank reads it
+    barrier()  # best.pt is complete before any rank reads it
     scores: Dict[str, Any] = {}
     current = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(checkpoint.load_checkpoint(out / BEST, FAMILY)["state_dict"],
@@ -507,12 +524,12 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         "last_weights_sha256": digest,
         "torch_version": str(torch.__version__), "hear_suite_version": __version__,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "args": training.plain_args(args),
+        "args": plain_args(args),
     }
     if info.is_main:
         save_encoder(out / weights_name, model, provenance=provenance)
-    training.barrier()
-    training.log(f"{weights_name} ({shipped}): valid {metric} {scores['valid']:.4f}, test "
+    barrier()
+    log(f"{weights_name} ({shipped}): valid {metric} {scores['valid']:.4f}, test "
                  f"{metric} {scores['test']:.4f}" + (
                      f" (best epoch {best_epoch}: valid {scores['best_epoch_valid']:.4f}, test "
                      f"{scores['best_epoch_test']:.4f})" if best_epoch else ""))

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import checkpoint, data, training
+from hear_suite import checkpoint, data
 from hear_suite.bagofcodes.model import BagOfCodesConfig
+from hear_suite.training.metrics import progress
 
 DATA, INDEX = "logmel.f16", "logmel.pt"
 FORMAT, VERSION = "hear_suite_logmel_cache", 1
@@ -180,7 +181,7 @@ def build(directory: Path, files: Sequence[Path], key: Dict[str, Any], config: B
                          device=device, collate_fn=only)
     try:
         with open(tmp, "wb") as f:
-            for i, audio in training.progress(loader, total=len(files), desc="log-mel cache",
+            for i, audio in progress(loader, total=len(files), desc="log-mel cache",
                                               leave=False):
                 samples += len(audio)
                 rows = clip_log_mel(audio, frontend, config, device).T.numpy().astype(DTYPE)

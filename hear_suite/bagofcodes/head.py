@@ -33,11 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hear_suite import checkpoint, training
+from hear_suite import checkpoint
 from hear_suite.bagofcodes.embedder import BagOfCodesEmbedder
 from hear_suite.bagofcodes.io import load_bagofcodes
 from hear_suite.bagofcodes.model import VIEWS
 from hear_suite.tasks import Task, load_wav, read_task
+from hear_suite.training.args import add_run_arguments, plain_args
+from hear_suite.training.distributed import select_device
+from hear_suite.training.metrics import log, MetricsLog, plot_curves, progress
+from hear_suite.training.seeding import seed_everything
+from hear_suite.training.state import RunDir
 
 FAMILY = "bagofcodes-head"
 CURVES = {"loss": ["train_loss"], "clip score (valid)": ["valid_clip_map", "valid_clip_acc"],
@@ -48,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-dir", type=Path, required=True, help="HEAR scene task")
     parser.add_argument("--model", type=Path, default=None,
                         help="bagofcodes checkpoint (default: the shipped weights)")
-    training.add_run_arguments(parser)
+    add_run_arguments(parser)
     g = parser.add_argument_group("head (defaults: the paper's best)")
     g.add_argument("--hidden", type=int, default=512, help="units of each of the 2 layers")
     g.add_argument("--dropout", type=float, default=0.4)
@@ -90,7 +95,7 @@ def split_names(task: Task) -> Tuple[List[str], str, str]:
 def embed_split(task: Task, split: str, embedder: BagOfCodesEmbedder) -> ChunkSet:
     index = task.label_index()
     xs, ys, clips, clip_ys = [], [], [], []
-    for i, path in enumerate(training.progress(sorted(task.examples[split]),
+    for i, path in enumerate(progress(sorted(task.examples[split]),
                                                desc=f"bags of codes {split}", leave=False)):
         labels = torch.zeros(len(task.labels))
         labels[[index[label] for label in task.examples[split][path]]] = 1.0
@@ -176,7 +181,7 @@ def train_head(feats: Dict[str, ChunkSet], *, train: Sequence[str], valid: str, 
                weight_decay: float, seed: int,
                on_epoch=None) -> Tuple[Head, Dict[str, Any]]:
     """Train a head, keep the best-validation epoch; returns it and its scores."""
-    training.seed_everything(seed)
+    seed_everything(seed)
     x = torch.cat([feats[s].x for s in train])
     y = torch.cat([feats[s].y for s in train])
     head = Head(codebook_size=codebook_size, num_classes=y.shape[1], hidden=hidden,
@@ -218,21 +223,21 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= args.mask_p < 1.0 or not 0.0 <= args.dropout < 1.0:
         raise SystemExit("--mask-p and --dropout must be in [0, 1)")
     out = Path(args.out)
-    run_dir = training.RunDir(out, outputs=("head.pt", "scores.json"))
+    run_dir = RunDir(out, outputs=("head.pt", "scores.json"))
     run_dir.resolve("restart" if args.resume_mode == "restart" else "auto")
     task = read_task(args.task_dir, sample_rate=16000)
     if not task.is_scene:
         raise SystemExit(f"{task.name}: the bag-of-codes head trains on scene tasks")
     model_path = args.model or checkpoint.default_weights("bagofcodes.pt")
-    device = training.select_device(args.device)
+    device = select_device(args.device)
     embedder = BagOfCodesEmbedder(load_bagofcodes(model_path)).to(device)
     t0 = time.perf_counter()
     model_key = f"{Path(model_path).resolve()}:{Path(model_path).stat().st_mtime_ns}"
     feats = task_features(task, embedder, model_key, out / "features.pt")
-    training.log(f"{task.name}: " + ", ".join(f"{s} {len(f.clip_y)} clips / {len(f.x)} s"
+    log(f"{task.name}: " + ", ".join(f"{s} {len(f.clip_y)} clips / {len(f.x)} s"
                                               for s, f in feats.items())
                  + f" ({time.perf_counter() - t0:.1f} s)")
-    metrics = training.MetricsLog(run_dir.metrics)
+    metrics = MetricsLog(run_dir.metrics)
     metrics.truncate(0)
 
     def on_epoch(epoch: int, loss: float, valid: Dict[str, float]) -> None:
@@ -247,17 +252,17 @@ def main(args: argparse.Namespace) -> int:
         hidden=args.hidden, dropout=args.dropout, mask_p=args.mask_p, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         on_epoch=on_epoch)
-    training.plot_curves(metrics.rows, run_dir.curves, CURVES)
+    plot_curves(metrics.rows, run_dir.curves, CURVES)
     head_config = {"codebook_size": config.codebook_size, "labels": list(task.labels),
                    "hidden": args.hidden, "dropout": args.dropout,
                    "multilabel": task.is_multilabel}
     provenance = {"task": task.name, "model": str(model_path), "scores": scores,
-                  "args": training.plain_args(args)}
+                  "args": plain_args(args)}
     checkpoint.save_checkpoint(out / "head.pt", family=FAMILY, config=head_config,
                                state_dict=head.state_dict(), provenance=provenance)
     (out / "scores.json").write_text(json.dumps(scores, indent=1))
     test_scores = scores["test"]
-    training.log(f"best epoch {scores['best_epoch']}: test 1 s mAP {test_scores['chunk_map']:.4f},"
+    log(f"best epoch {scores['best_epoch']}: test 1 s mAP {test_scores['chunk_map']:.4f},"
                  f" clip mAP {test_scores['clip_map']:.4f}"
                  + (f", clip accuracy {test_scores['clip_acc']:.4f}"
                     if "clip_acc" in test_scores else ""))

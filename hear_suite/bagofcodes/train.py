@@ -50,7 +50,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -58,20 +58,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from hear_suite import checkpoint, data, training
+from hear_suite import data
 from hear_suite.bagofcodes import cache
 from hear_suite.bagofcodes.cache import MelCache, clip_log_mel
+from hear_suite.bagofcodes.codebooks import fit_codebooks
 from hear_suite.bagofcodes.io import save_bagofcodes
 from hear_suite.bagofcodes.model import (VIEWS, BagOfCodes, BagOfCodesConfig, build_decoder,
-                                         build_encoder, build_frontend, view_vectors)
+                                         build_encoder, build_frontend)
 from hear_suite.tasks import read_task
 from hear_suite.version import __version__
+from hear_suite.training.args import (add_run_arguments, micro_batch_size, plain_args,
+                                      run_argument_problems)
+from hear_suite.training.distributed import (barrier, check_replicas_identical, DistInfo,
+                                             run_distributed, wrap_ddp)
+from hear_suite.training.metrics import log, MetricsLog, plot_curves, progress
+from hear_suite.training.schedules import WarmupDecayLR
+from hear_suite.training.seeding import derive_seed, seed_everything
+from hear_suite.training.state import resume, RunDir, save_run_state
+from hear_suite.training.steps import (autocast, compiled, epoch_means, EpochPosition, Stepper,
+                                       stop_now, train_epoch)
 
 WEIGHTS, CODEBOOKS = "bagofcodes.pt", "codebooks.pt"
 CURVES = {"train MSE": [f"train_{v}" for v in VIEWS], "valid MSE": [f"valid_{v}" for v in VIEWS],
           "learning rate": ["lr"]}
 VALID_VECTORS = 1024
-KMEANS_STEP = 10  # frames between the positions whose vectors k-means sees (the paper's grid)
 
 Batch = Dict[str, Tensor]  # view -> (n, input dim) standardised view vectors
 
@@ -79,7 +89,7 @@ Batch = Dict[str, Tensor]  # view -> (n, input dim) standardised view vectors
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", type=Path, nargs="+", required=True,
                         help="HEAR task directories and/or folders of wav files")
-    training.add_run_arguments(parser)
+    add_run_arguments(parser)
     g = parser.add_argument_group("model (defaults: the paper's)")
     g.add_argument("--width", type=int, default=2048, help="autoencoder hidden units")
     g.add_argument("--depth", type=int, default=3, help="linear layers of encoder and decoder")
@@ -149,7 +159,7 @@ def spectrograms(files: Sequence[Path], frontend: nn.Module, config: BagOfCodesC
     all in memory (for small corpora, e.g. ``scripts/sweep_bagofcodes.py``; the trainer reads
     the cache instead)."""
     out, seconds = [], 0.0
-    for path in training.progress(files, desc="log-mel", leave=False):
+    for path in progress(files, desc="log-mel", leave=False):
         audio = torch.from_numpy(data.read_resampled(path, config.sample_rate))
         seconds += len(audio) / config.sample_rate
         out.append(clip_log_mel(audio, frontend, config, device))
@@ -219,7 +229,7 @@ class StepBatches(Dataset):
 
     def __getitem__(self, key: Tuple[int, int]) -> List[Batch]:
         epoch, step = key
-        rng = np.random.default_rng(training.derive_seed(self.seed, self.rank, epoch, step))
+        rng = np.random.default_rng(derive_seed(self.seed, self.rank, epoch, step))
         batch = draw_views(self.mels, self.clips, self.config, self.micro * self.accumulate, rng,
                            self.mean, self.std)
         return [{v: x[k * self.micro:(k + 1) * self.micro] for v, x in batch.items()}
@@ -256,11 +266,11 @@ def view_errors(reconstructions: Batch, batch: Batch) -> Tensor:
 
 def loss_function(forward: nn.Module, args: argparse.Namespace, device: torch.device
                   ) -> Callable[[Batch], Tuple[Tensor, int, List[float]]]:
-    """The :class:`training.Stepper` loss of a micro-batch: the sum of the four views' MSE
+    """The :class:`Stepper` loss of a micro-batch: the sum of the four views' MSE
     (autoencoders under ``--precision``); extra sums: each view's MSE x vectors."""
     def loss_of(micro: Batch) -> Tuple[Tensor, int, List[float]]:
         batch = {v: x.to(device, non_blocking=True) for v, x in micro.items()}
-        with training.autocast(device, args.precision):
+        with autocast(device, args.precision):
             reconstructions = forward(batch)
         errors = view_errors(reconstructions, batch)
         n = len(batch[VIEWS[0]])
@@ -274,171 +284,6 @@ def valid_losses(ae: AutoEncoders, batch: Batch) -> Tensor:
     """Per-view MSE ``(4,)`` of the held-out vectors, in eval mode and float32."""
     ae.eval()
     return view_errors(ae(batch), batch).cpu()
-
-
-# ---------------------------------------------------------------------------------------------
-# code books
-
-
-class BottomK:
-    """A uniform sample of at most ``k`` rows of a stream, in a buffer of ``2 k`` rows.
-
-    Every row of the stream gets a uniform random key from ``rng`` and the ``k`` rows with the
-    smallest keys are kept: sampling without replacement, the same rows however the stream is
-    chunked (the keys are drawn in stream order). The keys come first: :meth:`candidates` draws
-    those of the next ``n`` rows and says which of them can still get in (a key above the
-    ``k``-th smallest so far never will), and only those rows go to :meth:`add`, so rows that
-    are dropped need not be computed (here: encoded). When the buffer is full it is cut back to
-    the ``k`` smallest keys."""
-
-    def __init__(self, k: int, rng: np.random.Generator) -> None:
-        self.k, self.rng = k, rng
-        self.rows: Optional[np.ndarray] = None  # (2 k, d), allocated by the first add
-        self.keys = np.empty(2 * k)
-        self.held = 0
-        self.threshold = np.inf  # the k-th smallest key so far
-        self.pending = np.empty(0)
-
-    def candidates(self, n: int) -> np.ndarray:
-        """Draw the keys of the next ``n`` rows; the indices (into them) of those to add."""
-        keys = self.rng.random(n)
-        picked = np.flatnonzero(keys < self.threshold)
-        self.pending = keys[picked]
-        return picked
-
-    def add(self, rows: np.ndarray) -> None:
-        """The rows ``(m, d)`` that :meth:`candidates` just picked, in its order."""
-        if len(rows) != len(self.pending):
-            raise ValueError(f"{len(rows)} rows for {len(self.pending)} candidates")
-        keys, self.pending = self.pending, np.empty(0)
-        if self.rows is None:
-            self.rows = np.empty((2 * self.k, rows.shape[1]), dtype=rows.dtype)
-        while len(keys):
-            keep = keys < self.threshold  # the threshold may have dropped in the last cut
-            rows, keys = rows[keep], keys[keep]
-            n = min(len(keys), len(self.keys) - self.held)
-            self.rows[self.held:self.held + n] = rows[:n]
-            self.keys[self.held:self.held + n] = keys[:n]
-            self.held += n
-            rows, keys = rows[n:], keys[n:]
-            if self.held == len(self.keys):
-                self._cut()
-
-    def _cut(self) -> None:
-        if self.held > self.k:
-            top = np.argpartition(self.keys[:self.held], self.k - 1)[:self.k]
-            self.rows[:self.k] = self.rows[top]
-            self.keys[:self.k] = self.keys[top]
-            self.held = self.k
-            self.threshold = self.keys[:self.k].max()
-
-    def sample(self) -> np.ndarray:
-        """The kept rows ``(min(k, seen), d)``, in order of their keys."""
-        if self.rows is None:
-            return np.zeros((0, 0), dtype=np.float32)
-        self._cut()
-        return self.rows[np.argsort(self.keys[:self.held], kind="stable")]
-
-
-def position_vectors(x: Tensor, config: BagOfCodesConfig, view: str, step: int = KMEANS_STEP,
-                     batch: int = 4096) -> Iterator[Tensor]:
-    """Vectors of ``view`` every ``step`` frames of ``x (1, n_mels, T)``, in position order,
-    about ``batch`` at a time: ``(m, input dim)`` tensors. Only the frames of those positions are
-    cut into views at once, so long clips stay in bounds."""
-    span, per, dim = config.spans[view], config.per_position[view], config.input_dims[view]
-    n_pos = max(0, (x.shape[-1] - span) // step + 1)
-    chunk = max(1, batch // per)
-    for p0 in range(0, n_pos, chunk):
-        p1 = min(n_pos, p0 + chunk)
-        vectors = view_vectors(x[..., p0 * step:(p1 - 1) * step + span], config, view, step)
-        yield vectors.reshape(-1, dim)
-
-
-@torch.no_grad()
-def bottleneck_vectors(encoders: nn.ModuleDict, specs: Sequence[Tensor],
-                       config: BagOfCodesConfig, view: str, step: int = KMEANS_STEP,
-                       batch: int = 4096) -> np.ndarray:
-    """Encoded vectors of ``view`` every ``step`` frames of every (standardised) spectrogram
-    ``(n_mels, T)``, all in memory: ``(n, b)`` float64 (for small corpora, e.g.
-    ``scripts/sweep_bagofcodes.py``; the trainer samples with :func:`sampled_bottlenecks`)."""
-    out = [encoders[view](v).cpu() for s in specs
-           for v in position_vectors(s[None], config, view, step, batch)]
-    return torch.cat(out).numpy().astype(np.float64)
-
-
-@torch.no_grad()
-def sampled_bottlenecks(encoders: nn.ModuleDict, mels: MelCache, clips: np.ndarray,
-                        config: BagOfCodesConfig, *, mean: float, std: float, max_vectors: int,
-                        seed: int, device: torch.device) -> Dict[str, np.ndarray]:
-    """A uniform sample of at most ``max_vectors`` bottleneck vectors per view, of the view
-    vectors every ``KMEANS_STEP`` frames of ``clips`` (read back from the cache one clip at a
-    time): ``{view: (n, b)}`` float32. Only vectors that can still enter the sample are encoded
-    (about ``k (1 + ln(N / k))`` of ``N``). Memory: one clip and the samples (:class:`BottomK`)."""
-    samples = {v: BottomK(max_vectors, np.random.default_rng(training.derive_seed(seed, -2, i)))
-               for i, v in enumerate(VIEWS)}
-    for clip in training.progress(clips.tolist(), desc="bottleneck vectors", leave=False):
-        x = (torch.from_numpy(mels.clip(clip)).T[None].to(device) - mean) / std
-        for v in VIEWS:
-            for vectors in position_vectors(x, config, v):
-                picked = samples[v].candidates(len(vectors))
-                if len(picked):
-                    chosen = vectors[torch.from_numpy(picked).to(device)]
-                    samples[v].add(encoders[v](chosen).float().cpu().numpy())
-    return {v: s.sample() for v, s in samples.items()}
-
-
-def fit_codebook(z: np.ndarray, *, size: int, seed: int, max_vectors: int,
-                 minibatch_above: int) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """k-means centroids ``(size, dim)`` of (at most ``max_vectors`` of) ``z`` and a summary."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-
-    rng = np.random.default_rng(seed)
-    if len(z) > max_vectors:
-        z = z[rng.choice(len(z), max_vectors, replace=False)]
-    if len(z) < size:
-        raise SystemExit(f"only {len(z)} vectors for a code book of {size}: use more audio or a "
-                         f"smaller --codebook-size")
-    z = z.astype(np.float64)
-    if len(z) > minibatch_above:
-        km = MiniBatchKMeans(n_clusters=size, random_state=seed, batch_size=4096, n_init=3,
-                             max_iter=100)
-    else:
-        km = KMeans(n_clusters=size, random_state=seed, n_init=1, max_iter=300)
-    km.fit(z)
-    used = len(np.unique(km.labels_))
-    return km.cluster_centers_.astype(np.float32), {
-        "vectors": int(len(z)), "algorithm": type(km).__name__,
-        "inertia_per_vector": float(km.inertia_ / len(z)), "codes_used": int(used)}
-
-
-def fit_codebooks(ae: AutoEncoders, mels: MelCache, clips: np.ndarray, config: BagOfCodesConfig,
-                  args: argparse.Namespace, *, mean: float, std: float, device: torch.device,
-                  path: Path) -> Dict[str, Any]:
-    """k-means per view, or the result already in ``path`` when it was made for the same
-    autoencoders and data (config, seed, weights, cache, held-out share)."""
-    key = {"config": config.to_dict(), "seed": args.seed, "vectors": args.kmeans_vectors,
-           "weights": training.weights_digest(ae.encoders),
-           "data": mels.key["files_sha256"], "valid_fraction": args.valid_fraction}
-    if path.is_file():
-        saved = checkpoint.load_file(path)
-        if saved.get("key") == key:
-            training.log(f"code books from {path}")
-            return saved
-    t0 = time.perf_counter()
-    ae.eval()
-    z = sampled_bottlenecks(ae.encoders, mels, clips, config, mean=mean, std=std,
-                            max_vectors=args.kmeans_vectors, seed=args.seed, device=device)
-    centroids, summary = {}, {}
-    for i, v in enumerate(training.progress(VIEWS, desc="k-means", leave=False)):
-        c, summary[v] = fit_codebook(z[v], size=config.codebook_size,
-                                     seed=training.derive_seed(args.seed, i),
-                                     max_vectors=args.kmeans_vectors,
-                                     minibatch_above=args.minibatch_above)
-        centroids[v] = torch.from_numpy(c)
-    books = {"key": key, "centroids": centroids, "summary": summary,
-             "seconds": time.perf_counter() - t0}
-    checkpoint.save_atomic(books, path)
-    return books
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +303,7 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
         problems.append(str(e))
     if args.epochs < 0 or args.steps_per_epoch < 1:
         problems.append("--epochs must be >= 0 and --steps-per-epoch >= 1")
-    problems += training.run_argument_problems(args, world_size)
+    problems += run_argument_problems(args, world_size)
     if args.lr <= 0 or args.warmup_epochs < 0 or args.weight_decay < 0:
         problems.append("--lr must be > 0, --warmup-epochs and --weight-decay >= 0")
     if not 0.0 < args.valid_fraction < 1.0:
@@ -470,10 +315,10 @@ def check_args(args: argparse.Namespace, world_size: int) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return training.run_distributed(args, check_args, run)
+    return run_distributed(args, check_args, run)
 
 
-def open_data(args: argparse.Namespace, config: BagOfCodesConfig, info: training.DistInfo
+def open_data(args: argparse.Namespace, config: BagOfCodesConfig, info: DistInfo
               ) -> Tuple[MelCache, np.ndarray, np.ndarray, float, float]:
     """The log-mel cache in ``--out`` (reused or built), the training and held-out clip indices
     and the training clips' mean and standard deviation."""
@@ -486,74 +331,74 @@ def open_data(args: argparse.Namespace, config: BagOfCodesConfig, info: training
     train_ids, valid_ids = split_clips(len(mels), args.valid_fraction)
     mean, std = mels.statistics(train_ids)
     size = mels.offsets[-1] * mels.row_bytes / 2 ** 30
-    training.log(f"{len(mels)} clips, {mels.seconds / 60:.1f} min of audio ({len(train_ids)} "
+    log(f"{len(mels)} clips, {mels.seconds / 60:.1f} min of audio ({len(train_ids)} "
                  f"train, {len(valid_ids)} valid); log-mel cache {mels.path} ({size:.2f} GiB) "
                  f"{'built' if built else 'reused'} in {time.perf_counter() - t0:.1f} s; "
                  f"{info.world_size} process(es) on {info.device}")
     return mels, train_ids, valid_ids, mean, std
 
 
-def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
+def run(args: argparse.Namespace, info: DistInfo) -> Dict[str, Any]:
     """Both stages (resuming what is done). Returns the provenance of ``OUT/bagofcodes.pt``
     (empty on ranks other than 0)."""
     out = Path(args.out)
     config = model_config(args)
-    run_dir = training.RunDir(out, outputs=(WEIGHTS, CODEBOOKS))
+    run_dir = RunDir(out, outputs=(WEIGHTS, CODEBOOKS))
     resume_from = run_dir.resolve(args.resume_mode)
     mels, train_ids, valid_ids, mean, std = open_data(args, config, info)
-    valid_rng = np.random.default_rng(training.derive_seed(args.seed, -1))
+    valid_rng = np.random.default_rng(derive_seed(args.seed, -1))
     valid_batch = {v: x.to(info.device) for v, x in draw_views(
         mels, valid_ids, config, VALID_VECTORS, valid_rng, mean, std).items()}
 
-    training.seed_everything(args.seed)  # same initial weights on every rank
+    seed_everything(args.seed)  # same initial weights on every rank
     ae = AutoEncoders(config).to(info.device)
-    training.seed_everything(args.seed, info.rank)  # per-rank dropout streams
+    seed_everything(args.seed, info.rank)  # per-rank dropout streams
     optimizer = torch.optim.AdamW(ae.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = training.WarmupDecayLR(
+    scheduler = WarmupDecayLR(
         optimizer, warmup_steps=round(args.warmup_epochs * args.steps_per_epoch),
         total_steps=max(1, args.epochs * args.steps_per_epoch))
     key = {"config": config.to_dict(), "data": mels.key["files_sha256"],
            "valid_fraction": args.valid_fraction, "mel_mean": mean, "mel_std": std}
     start_epoch, step, elapsed, state = 0, 0, 0.0, None
     if resume_from is not None:
-        state = training.resume(resume_from, key, model=ae, optimizer=optimizer,
+        state = resume(resume_from, key, model=ae, optimizer=optimizer,
                                 scheduler=scheduler, info=info, seed=args.seed)
         start_epoch, step, elapsed = state["epoch"], state["step"], state["extra"]["elapsed_s"]
-    position = training.EpochPosition.from_state(state)
-    metrics = training.MetricsLog(run_dir.metrics) if info.is_main else None
+    position = EpochPosition.from_state(state)
+    metrics = MetricsLog(run_dir.metrics) if info.is_main else None
     if metrics is not None:
         metrics.truncate(start_epoch)
 
-    def save_state(epoch_done: int, at: training.EpochPosition, at_step: int) -> None:
-        training.save_run_state(
+    def save_state(epoch_done: int, at: EpochPosition, at_step: int) -> None:
+        save_run_state(
             run_dir.last, info=info, model=ae, optimizer=optimizer, scheduler=scheduler,
             epoch=epoch_done, step=at_step, position=at, best_metric=None,
             extra={**key, "elapsed_s": elapsed, "epochs": args.epochs,
                    "world_size": info.world_size})
 
     batches = StepBatches(mels, train_ids, config, mean=mean, std=std,
-                          micro=training.micro_batch_size(args, info.world_size),
+                          micro=micro_batch_size(args, info.world_size),
                           accumulate=args.accumulate, seed=args.seed, rank=info.rank)
-    forward = training.compiled(training.wrap_ddp(ae, info), args.compile)
-    stepper = training.Stepper(forward, optimizer, scheduler)
+    forward = compiled(wrap_ddp(ae, info), args.compile)
+    stepper = Stepper(forward, optimizer, scheduler)
     loss_of = loss_function(forward, args, info.device)
     epochs_done = start_epoch
     for epoch in range(start_epoch, args.epochs):
-        if training.stop_now(step, args):
+        if stop_now(step, args):
             break
         t1 = time.perf_counter()
         forward.train()
         groups = batches.epoch(epoch, position.steps, args.steps_per_epoch,
                                workers=args.workers, device=info.device)
-        position, step, lr, complete = training.train_epoch(
+        position, step, lr, complete = train_epoch(
             groups, stepper, loss_of, args=args, epoch=epoch,
             steps_per_epoch=args.steps_per_epoch, position=position, step=step,
             save=lambda at_step, at: save_state(epoch, at, at_step))
         elapsed += time.perf_counter() - t1
         if not complete:
             break
-        train_mse = training.epoch_means(position)[1:]
-        position = training.EpochPosition()
+        train_mse = epoch_means(position)[1:]
+        position = EpochPosition()
         valid_mse = valid_losses(ae, valid_batch)
         seconds = time.perf_counter() - t1
         epochs_done = epoch + 1
@@ -562,20 +407,20 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
             row.update({f"train_{v}": float(train_mse[i]) for i, v in enumerate(VIEWS)})
             row.update({f"valid_{v}": float(valid_mse[i]) for i, v in enumerate(VIEWS)})
             metrics.append(row)
-            training.plot_curves(metrics.rows, run_dir.curves, CURVES)
+            plot_curves(metrics.rows, run_dir.curves, CURVES)
         save_state(epoch + 1, position, step)
-        training.log(f"epoch {epoch + 1}/{args.epochs}: train MSE "
+        log(f"epoch {epoch + 1}/{args.epochs}: train MSE "
                      + " ".join(f"{v} {float(train_mse[i]):.3f}" for i, v in enumerate(VIEWS))
                      + " | valid " + " ".join(f"{v} {float(valid_mse[i]):.3f}"
                                               for i, v in enumerate(VIEWS))
                      + f" | {seconds:.1f} s")
-    if training.stop_now(step, args):
-        training.log(f"--max-steps {args.max_steps}: stopped at step {step}; code books of these "
+    if stop_now(step, args):
+        log(f"--max-steps {args.max_steps}: stopped at step {step}; code books of these "
                      f"weights follow; rerun without it to continue from {run_dir.last}")
-    digest = training.check_replicas_identical(ae)
+    digest = check_replicas_identical(ae)
     if not info.is_main:  # k-means is rank 0's alone: wait for its file, then leave together
         wait_for_file(out / WEIGHTS, since=time.time())
-        training.barrier()
+        barrier()
         return {}
     valid_mse = valid_losses(ae, valid_batch)
     books = fit_codebooks(ae, mels, train_ids, config, args, mean=mean, std=std,
@@ -601,14 +446,14 @@ def run(args: argparse.Namespace, info: training.DistInfo) -> Dict[str, Any]:
         "autoencoder_weights_sha256": digest,
         "torch_version": str(torch.__version__), "hear_suite_version": __version__,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "args": {**training.plain_args(args), "audio": [str(p) for p in args.audio]},
+        "args": {**plain_args(args), "audio": [str(p) for p in args.audio]},
     }
     save_bagofcodes(out / WEIGHTS, model.cpu(), half=args.half, provenance=provenance)
-    training.log("code books: " + ", ".join(
+    log("code books: " + ", ".join(
         f"{v} {s['codes_used']}/{config.codebook_size} used ({s['algorithm']}, "
         f"{s['vectors']} vectors)" for v, s in books["summary"].items())
         + f" -> {out / WEIGHTS}")
-    training.barrier()  # every rank leaves the process group together (gloo aborts otherwise)
+    barrier()  # every rank leaves the process group together (gloo aborts otherwise)
     return provenance
 
 

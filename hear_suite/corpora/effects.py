@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from hear_suite.corpora.speech import require_tool
+from hear_suite.corpora.tools import require_tool
 
 NOISE_COLORS = ("white", "pink", "brown")
 _EPS = 1e-10

@@ -36,8 +36,8 @@ import numpy as np
 
 from hear_suite.corpora import effects as fx
 from hear_suite.corpora.speech import (ACCENT_VOICES, ENGLISH_VOICES, ESPEAK, ESPEAK_VARIANTS,
-                                       FEMALE_VARIANTS, FESTIVAL, FESTIVAL_VOICES, Speaker,
-                                       have_tool, require_tool, speak)
+                                       FEMALE_VARIANTS, FESTIVAL, FESTIVAL_VOICES, Speaker, speak)
+from hear_suite.corpora.tools import have_tool, require_tool
 from hear_suite.tasks import TaskWriter, write_json_atomic
 
 WORDS: Tuple[str, ...] = (

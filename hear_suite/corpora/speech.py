@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -34,7 +32,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+
+from hear_suite.audio import resample
+from hear_suite.corpora.effects import sox
+from hear_suite.corpora.tools import have_tool, require_tool
 
 ESPEAK, FESTIVAL = "espeak", "festival"
 
@@ -71,22 +72,6 @@ FEMALE_VARIANTS: Tuple[str, ...] = (
     "belinda", "linda", "steph", "steph2", "steph3", "anika", "anikaRobot",
 )
 FESTIVAL_VOICES: Tuple[str, ...] = ("kal_diphone", "cmu_us_slt_arctic_hts")  # male, female
-
-_APT = {"espeak-ng": "espeak-ng", "sox": "sox",
-        "text2wave": "festival festvox-kallpc16k festvox-us-slt-hts"}
-
-
-def require_tool(name: str) -> str:
-    """Path of executable ``name``; ``RuntimeError`` naming the Debian package if it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"`{name}` not found: install it with `apt-get install {_APT.get(name, name)}`")
-    return path
-
-
-def have_tool(name: str) -> bool:
-    return shutil.which(name) is not None
-
 
 @dataclass(frozen=True, order=True)
 class Speaker:
@@ -177,15 +162,6 @@ def speak(
     else:
         raise ValueError(f"unknown engine {speaker.engine!r} (expected {ESPEAK!r} or {FESTIVAL!r})")
     return resample(audio, sr, sample_rate)
-
-
-def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Polyphase resampling of float audio (samples,) from ``orig_sr`` to ``target_sr`` Hz."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if orig_sr == target_sr:
-        return audio
-    g = math.gcd(int(orig_sr), int(target_sr))
-    return resample_poly(audio, target_sr // g, orig_sr // g).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------- espeak-ng
@@ -359,5 +335,4 @@ def _festival(text: str, speaker: Speaker, pitch: float, speed: float) -> Tuple[
 
 
 def _sox_pitch(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
-    from hear_suite.corpora.effects import sox
     return sox(audio, sample_rate, ["pitch", f"{100 * semitones:.1f}"])

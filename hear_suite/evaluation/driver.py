@@ -37,7 +37,6 @@ included).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -47,12 +46,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
-from hear_suite import checkpoint
 from hear_suite.evaluation.chance import task_chance
 from hear_suite.evaluation.config import KNOWN_METRICS, EvalConfig, load_config
 from hear_suite.evaluation.heareval_compat import EXTRA_GRIDS, HEAREVAL_GRIDS, MARK
+from hear_suite.evaluation.runs import (Run, ModuleAction, RunOptionAction, parse_runs,
+                                        with_floor)
 from hear_suite.evaluation.results import (Row, mark_floor, read_metric, read_scores,
                                            write_results)
 from hear_suite.tasks import write_atomic
@@ -65,107 +65,11 @@ STACK = ("heareval", "tensorflow", "pytorch_lightning", "pkg_resources", "torchi
          "dcase_util", "intervaltree", "more_itertools", "pandas", "slugify", "click", "sklearn")
 PREDICT_MARKER = "hear_suite.predict.json"  # the grid a task's predictions were made with
 COST_FILE = "hear_suite.cost.json"  # {step: {seconds, cpu_seconds, memory}} in an embedding dir
-FLOOR_MODULE, FLOOR_LABEL = "hear_suite.logmel", "logmel (floor)"
 
 
 # ---------------------------------------------------------------------------------------------
-# runs (one module + model + options)
+# chance levels
 # ---------------------------------------------------------------------------------------------
-
-def _slugify(text: str) -> str:
-    from slugify import slugify  # python-slugify, as heareval uses
-
-    return slugify(text)
-
-
-@dataclass
-class Run:
-    """One module to evaluate, with its weights file and ``load_model`` keyword options."""
-
-    module: str
-    model: Optional[str] = None
-    options: Dict[str, Any] = field(default_factory=dict)
-    label: Optional[str] = None
-
-    @property
-    def run_id(self) -> str:
-        """Directory name: module, model file stem and options, plus a hash when a model file is
-        given (two files with the same name stay apart)."""
-        parts = [self.module]
-        if self.model:
-            digest = hashlib.sha1(str(Path(self.model).resolve()).encode()).hexdigest()[:8]
-            parts.append(f"{Path(self.model).stem}-{digest}")
-        if self.options:
-            parts.append(_slugify(json.dumps(self.options, sort_keys=True)))
-        return "__".join(parts)
-
-    @property
-    def name(self) -> str:
-        return self.label or self.run_id
-
-    def heareval_dir_name(self) -> str:
-        """The directory heareval's embedding runner names after the module and its options."""
-        if not self.options:
-            return self.module
-        return self.module + "-" + "-".join(f"{_slugify(k)}={_slugify(str(v))}"
-                                            for k, v in self.options.items())
-
-
-class _ModuleAction(argparse.Action):
-    def __call__(self, parser, namespace, value, option_string=None):
-        runs = list(getattr(namespace, "runs", None) or [])
-        runs.append({"module": value})
-        namespace.runs = runs
-
-
-class _RunOptionAction(argparse.Action):
-    """``--model``/``--model-options``/``--label``: attach to the latest ``--module``."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        runs = getattr(namespace, "runs", None)
-        if not runs:
-            parser.error(f"{option_string} must follow the --module it applies to")
-        if self.dest in runs[-1]:
-            parser.error(f"{option_string} given twice for --module {runs[-1]['module']}")
-        runs[-1][self.dest] = value
-
-
-def parse_runs(raw: Sequence[Dict[str, str]]) -> List[Run]:
-    runs = []
-    for r in raw:
-        options = json.loads(r.get("model_options") or "{}")
-        if not isinstance(options, dict):
-            raise ValueError(f"--model-options for {r['module']} must be a JSON object")
-        model = r.get("model")
-        if model is not None:  # a path, or the name of a shipped file as load_model takes it
-            model = checkpoint.resolve_weights(model, default="")
-            if not model.exists():
-                raise FileNotFoundError(f"--model {model} (for {r['module']}) does not exist")
-        runs.append(Run(r["module"], str(model.resolve()) if model else None, options,
-                        r.get("label")))
-    ids, names = [r.run_id for r in runs], [r.name for r in runs]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"the same module/model/options twice: {ids}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"two runs with the same --label: {names}")
-    return runs
-
-
-def with_floor(runs: Sequence[Run], enabled: bool = True) -> Tuple[List[Run], Optional[str]]:
-    """``(runs, name of the floor run)``: the first ``hear_suite.logmel`` run is the floor; without
-    one, a ``logmel (floor)`` run is appended (evaluated last, after the runs asked for).
-    ``enabled=False``: the runs unchanged and no floor."""
-    runs = list(runs)
-    if not enabled:
-        return runs, None
-    for run in runs:
-        if run.module == FLOOR_MODULE:
-            return runs, run.name
-    if FLOOR_LABEL in {r.name for r in runs}:
-        raise ValueError(f"--label {FLOOR_LABEL!r} is the name of the floor run; choose another "
-                         f"or pass --no-floor")
-    return runs + [Run(FLOOR_MODULE, label=FLOOR_LABEL)], FLOOR_LABEL
-
 
 def chance_levels(entries, tasks_dir: Path) -> Dict[str, Dict[str, Optional[float]]]:
     """``{task dir: {metric: chance}}`` of the tasks present, for every metric heareval has; a
@@ -493,13 +397,13 @@ def collect_rows(config: EvalConfig, entries, runs: Sequence[Run], tasks_dir: Pa
 # ---------------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--module", action=_ModuleAction, required=True, metavar="MODULE",
+    parser.add_argument("--module", action=ModuleAction, required=True, metavar="MODULE",
                         help="HEAR plugin import name (repeat to compare modules)")
-    parser.add_argument("--model", action=_RunOptionAction, metavar="PATH",
+    parser.add_argument("--model", action=RunOptionAction, metavar="PATH",
                         help="weights file for the --module before it")
-    parser.add_argument("--model-options", action=_RunOptionAction, metavar="JSON",
+    parser.add_argument("--model-options", action=RunOptionAction, metavar="JSON",
                         help="load_model keyword options (JSON object) for the --module before it")
-    parser.add_argument("--label", action=_RunOptionAction, metavar="NAME",
+    parser.add_argument("--label", action=RunOptionAction, metavar="NAME",
                         help="column name in the results for the --module before it")
     parser.add_argument("--config", required=True, type=Path, help="eval_configs/*.yaml")
     parser.add_argument("--tasks-dir", required=True, type=Path, help="directory of HEAR tasks")

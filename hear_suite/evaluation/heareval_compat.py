@@ -171,7 +171,7 @@ class ResampledAudio:
         import numpy as np
         import soundfile as sf
 
-        from hear_suite.corpora.speech import resample
+        from hear_suite.audio import resample
 
         name = self.filenames[idx]
         audio, sr = sf.read(str(self.audio_dir / name), dtype="float32")

@@ -1,9 +1,9 @@
 """Synthetic stand-ins for the audio of the HEAR 2021 tasks (numpy + scipy only).
 
-The replica suite (:mod:`hear_suite.evaluation.hear2021`) needs audio whose *shape* is that of
+The replica suite (:mod:`hear_suite.taskgen.hear2021.suite`) needs audio whose *shape* is that of
 the real task (length, number of labels, how a label shows in the signal) and whose label can be
 heard, so a probe can learn it; nothing here tries to sound like the real recordings. Voices
-are in :mod:`hear_suite.evaluation.replica_voice`; this module holds the rest:
+are in :mod:`hear_suite.taskgen.hear2021.voice`; this module holds the rest:
 
 - :func:`indexed_sound`: label ``k`` of a vocabulary of any size as one of the synthetic sound
   classes of :mod:`hear_suite.corpora.sounds` played at a label-specific speed (ESC-50,

@@ -3,7 +3,7 @@
 Each replica has the real directory's name, ``task_metadata.json`` (the task config as
 hear-preprocess writes it, download keys left out), label vocabulary, split names or folds and
 clip length; only the number of clips is smaller and the audio is synthetic
-(:mod:`~hear_suite.evaluation.replica_audio`, :mod:`~hear_suite.evaluation.replica_voice`).
+(:mod:`~hear_suite.taskgen.hear2021.audio`, :mod:`~hear_suite.taskgen.hear2021.voice`).
 The facts and their sources are in ``eval_configs/hear2021.md``; :data:`TASKS` restates them.
 
 Two keys are hear_suite's own: ``generator`` (what wrote the replica: scale, seed, options) and
@@ -26,8 +26,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from hear_suite.evaluation import replica_audio as ra
-from hear_suite.evaluation import replica_voice as rv
+from hear_suite.taskgen.hear2021 import audio as ra
+from hear_suite.taskgen.hear2021 import voice as rv
 from hear_suite.tasks import EVENT, MULTICLASS, MULTILABEL, SCENE, TaskWriter, fold_names
 from hear_suite.version import __version__
 

@@ -77,8 +77,9 @@ def spoken_words(root: Path, *, scale: float, seed: int, sample_rate: int,
     (white/pink/brown) at 5-30 dB SNR. ``per_word``: clips per word in train/valid/test at scale 1.
     """
     from hear_suite.corpora import speech
+    from hear_suite.corpora.tools import require_tool
 
-    speech.require_tool("espeak-ng")
+    require_tool("espeak-ng")
     speakers = speech.list_speakers(engines=(speech.ESPEAK,))
     pools = _split_pool(speakers, _rng(seed, task_name, 0), (0.7, 0.15, 0.15))
     options = {"words": list(words), "per_word": list(per_word)}

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from hear_suite.evaluation.replica_audio import lowpass, normalize_peak, place, resonator
+from hear_suite.taskgen.hear2021.audio import lowpass, normalize_peak, place, resonator
 
 # Formants F1-F3 (Hz) of an adult male voice, after Peterson & Barney's vowel averages.
 VOWELS: Dict[str, Tuple[float, float, float]] = {

@@ -4,7 +4,7 @@
                           [--sample-rates 16000[,48000...]] [--only NAME,...] [--force]
                           [--max-seconds S]
 
-Suites (task directory names; the generators are in :mod:`hear_suite.evaluation.generators`):
+Suites (task directory names; the generators are in :mod:`hear_suite.taskgen.generators`):
 
 - ``default`` (needs espeak-ng and fluidsynth + a GM SoundFont):
   ``gen_spoken_words-v1-full`` (scene, top1_acc), ``gen_instrument_pitch-v1-full`` (NSynth-style
@@ -17,7 +17,7 @@ Suites (task directory names; the generators are in :mod:`hear_suite.evaluation.
   clips per class and split or fold) and ``gen_sound_events`` (a third, 10-14 s scenes), times
   ``--scale``: the end-to-end test's tasks.
 - ``hear2021``: miniature replicas of the 20 HEAR 2021 task directories
-  (:mod:`hear_suite.evaluation.hear2021`): real names, metadata, vocabularies, folds and clip
+  (:mod:`hear_suite.taskgen.hear2021.suite`): real names, metadata, vocabularies, folds and clip
   lengths, synthetic audio, few clips. Audio at 48 kHz by default, as the Zenodo archives ship
   it. ``--max-seconds`` caps its clip lengths (for tests).
 
@@ -37,8 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import soundfile as sf
 
-from hear_suite.evaluation import generators as gen
-from hear_suite.evaluation import hear2021
+from hear_suite.taskgen import generators as gen
+from hear_suite.taskgen.hear2021 import suite as hear2021
 from hear_suite.version import __version__
 
 
@@ -109,7 +109,7 @@ def _existing_matches(task_dir: Path, spec: TaskSpec, scale: float, seed: int,
 def add_sample_rate(task_dir: Path, base_rate: int, rate: int) -> None:
     """Add a ``<rate>/`` audio folder resampled from ``<base_rate>/`` (polyphase), keeping the
     exact lengths ``round(sample_duration * rate)`` when the task has a fixed duration."""
-    from hear_suite.corpora.speech import resample
+    from hear_suite.audio import resample
 
     meta = json.loads((task_dir / "task_metadata.json").read_text())
     tmp = task_dir / f".{rate}.partial"
