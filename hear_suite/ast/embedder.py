@@ -30,7 +30,7 @@ grid (``AST.forward_features``); windowing keeps the grid the one it was trained
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.model import AST, ASTConfig, Frontend, normalize
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+from hear_suite.streaming import TimestampSink, block_timestamps
 
 SCENE_EMBEDDINGS = ("cls", "patch_mean")
 
@@ -120,15 +121,15 @@ class ASTEmbedder(nn.Module):
         cols = pe.tokens_to_grid(tokens[:, c.num_prefix:], grid, c.order).mean(dim=2)
         return tokens[:, :c.num_prefix].mean(dim=1), cols.transpose(1, 2)
 
-    def embed(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(n, L)`` -> scene ``(n, dim)`` and column embeddings ``(n, columns, dim)``, on the
-        audio's device."""
-        audio = check_audio(audio)
+    def column_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor, Tensor]]:
+        """``(clips, columns, column embeddings (clips, columns, dim), CLS share (clips, dim))``
+        in blocks of ``max_windows`` windows covering ``audio (n, L)`` (or a
+        :class:`~hear_suite.streaming.ClipSource`) in order, on the model's device. The CLS
+        shares of a clip's blocks sum to its ``cls`` scene embedding (window CLS outputs
+        weighted by their real columns)."""
         n, length = audio.shape
         wc = self.config.window_cols
         n_cols, n_win = self.num_columns(length), self.num_windows(length)
-        cols = audio.new_empty((n, n_cols, self.config.dim))
-        scene = audio.new_zeros((n, self.config.dim))
         for clips, wins in chunk_slices(n, n_win, self.max_windows):
             mel = self.window_features(audio[clips], wins.start, wins.stop)
             bn, bw = mel.shape[:2]
@@ -136,13 +137,45 @@ class ASTEmbedder(nn.Module):
             cls, emb = cls.reshape(bn, bw, -1), emb.reshape(bn, bw * wc, -1)
             c0 = wins.start * wc
             c1 = min(n_cols, wins.stop * wc)
-            cols[clips, c0:c1] = emb[:, :c1 - c0].to(cols.device)
             real = (n_cols - wc * torch.arange(wins.start, wins.stop)).clamp(max=wc)
             weights = (real.to(cls) / n_cols)[None, :, None]
-            scene[clips] += (cls * weights).sum(dim=1).to(scene.device)
+            yield clips, slice(c0, c1), emb[:, :c1 - c0], (cls * weights).sum(dim=1)
+
+    def embed(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> scene ``(n, dim)`` and column embeddings ``(n, columns, dim)``, on the
+        audio's device."""
+        audio = check_audio(audio)
+        n, length = audio.shape
+        cols = audio.new_empty((n, self.num_columns(length), self.config.dim))
+        scene = audio.new_zeros((n, self.config.dim))
+        for clips, columns, emb, cls in self.column_blocks(audio):
+            cols[clips, columns] = emb.to(cols.device)
+            scene[clips] += cls.to(scene.device)
         if self.scene_embedding == "patch_mean":
             scene = cols.mean(dim=1)
         return scene, cols
+
+    @torch.no_grad()
+    def stream(self, source, *, scene: bool = True,
+               on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
+        """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
+        embeddings go to ``on_timestamps`` block by block, in order; returns the scene
+        embedding ``(dim,)`` (or None without ``scene``). Equal to the whole-clip calls."""
+        total = torch.zeros(self.config.dim, dtype=torch.float64)
+        hop_ms = 1000.0 * self.col_hop / self.sample_rate
+        first_ms = 1000.0 * self.first_centre / self.sample_rate
+        for _, columns, emb, cls in self.column_blocks(source):
+            emb = emb[0].cpu()
+            if on_timestamps is not None:
+                on_timestamps(emb, block_timestamps(columns.start, columns.stop,
+                                                    first_ms=first_ms, hop_ms=hop_ms))
+            # cls: the windows' weighted share; patch_mean: the columns' sum
+            total += (emb.sum(0) if self.scene_embedding == "patch_mean" else cls[0].cpu()).double()
+        if not scene:
+            return None
+        if self.scene_embedding == "patch_mean":
+            total /= self.num_columns(source.shape[1])
+        return total.float()
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:

@@ -24,13 +24,14 @@ window's own grid, at a cost that does not grow with the window.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, frame_timestamps, padded_chunks
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig
+from hear_suite.streaming import TimestampSink, block_timestamps
 
 
 TIMESTAMP_BLOCK = 8
@@ -126,15 +127,14 @@ class BagOfCodesEmbedder(nn.Module):
         starts = torch.arange(math.ceil(total / unit)) * unit
         return starts.clamp(max=total - unit)
 
-    @torch.no_grad()
-    def second_histograms(self, audio: Tensor) -> Tensor:
-        """``(n, L)`` -> ``(n, K, 4 D)``: the raw bag of codes of each second the scene embedding
-        counts (:meth:`unit_starts`), on the model's device."""
-        audio = check_audio(audio)
+    def second_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor]]:
+        """``(clips, seconds, raw bags of codes (clips, seconds, 4 D))`` of the seconds the
+        scene embedding counts (:meth:`unit_starts`), in blocks of about ``max_frames`` frames,
+        for ``audio (n, L)`` (or a :class:`~hear_suite.streaming.ClipSource`), on the model's
+        device."""
         n = audio.shape[0]
         unit = self.config.unit_frames
         starts = self.unit_starts(audio.shape[1])
-        out = torch.zeros(n, len(starts), self.config.embedding_size, device=self.device)
         clips_per_block = max(1, self.max_frames // unit)
         units_per_block = max(1, self.max_frames // (unit * min(n, clips_per_block)))
         for c0 in range(0, n, clips_per_block):
@@ -147,7 +147,17 @@ class BagOfCodesEmbedder(nn.Module):
                 units = x[:, :, idx.to(x.device)]                            # (B, mels, K, unit)
                 b, m, k, _ = units.shape
                 units = units.permute(0, 2, 1, 3).reshape(b * k, m, unit)
-                out[clips, u0:u0 + k] = self.model.unit_histograms(units).reshape(b, k, -1)
+                yield clips, slice(u0, u0 + k), self.model.unit_histograms(units).reshape(b, k, -1)
+
+    @torch.no_grad()
+    def second_histograms(self, audio: Tensor) -> Tensor:
+        """``(n, L)`` -> ``(n, K, 4 D)``: the raw bag of codes of each second the scene embedding
+        counts (:meth:`unit_starts`), on the model's device."""
+        audio = check_audio(audio)
+        out = torch.zeros(audio.shape[0], len(self.unit_starts(audio.shape[1])),
+                          self.config.embedding_size, device=self.device)
+        for clips, seconds, hist in self.second_blocks(audio):
+            out[clips, seconds] = hist
         return out
 
     @torch.no_grad()
@@ -183,15 +193,14 @@ class BagOfCodesEmbedder(nn.Module):
                                          n_blocks=w // span))
         return torch.cat(parts, dim=2)
 
-    @torch.no_grad()
-    def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(n, L)`` -> embeddings ``(n, T, 4 D)`` and timestamps ``(n, T)`` ms, float32."""
-        audio = check_audio(audio)
+    def timestamp_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor]]:
+        """``(clips, timestamps, embeddings (clips, timestamps, 4 D))`` in blocks covering every
+        timestamp of ``audio (n, L)`` (or a :class:`~hear_suite.streaming.ClipSource`), in
+        order, on the model's device."""
         n = audio.shape[0]
         w = self.window_frames
         starts = self.window_starts(audio.shape[1])
         n_ts = len(starts)
-        out = audio.new_empty((n, n_ts, self.config.embedding_size))
         # Blocks of TIMESTAMP_BLOCK x max_frames frames: neighbouring blocks overlap by one
         # window (recomputed), so larger blocks waste less; the frontend and the encoders bound
         # their own memory (frames(), BagOfCodes.codes()), the block keeps ~3.5 kB per frame.
@@ -208,11 +217,39 @@ class BagOfCodesEmbedder(nn.Module):
                 lo, hi = int(starts[j0]), int(starts[j1 - 1]) + w
                 x = self.frames(audio[clips], lo, hi)
                 hist = self.window_histograms(x, starts[j0:j1] - lo)
-                out[clips, j0:j1] = (hist * (1000.0 / self.timestamp_window_ms)).to(out.device)
+                yield clips, slice(j0, j1), hist * (1000.0 / self.timestamp_window_ms)
                 j0 = j1
+
+    @torch.no_grad()
+    def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(n, L)`` -> embeddings ``(n, T, 4 D)`` and timestamps ``(n, T)`` ms, float32."""
+        audio = check_audio(audio)
+        n = audio.shape[0]
+        n_ts = self.num_timestamps(audio.shape[1])
+        out = audio.new_empty((n, n_ts, self.config.embedding_size))
+        for clips, stamps, emb in self.timestamp_blocks(audio):
+            out[clips, stamps] = emb.to(out.device)
         ts = frame_timestamps(n, n_ts, first_ms=0.0, hop_ms=float(self.timestamp_hop_ms),
                               device=audio.device)
         return out, ts
+
+    @torch.no_grad()
+    def stream(self, source, *, scene: bool = True,
+               on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
+        """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
+        embeddings go to ``on_timestamps`` block by block, in order; returns the scene
+        embedding ``(4 D,)`` (or None without ``scene``). The timestamps and the scene are two
+        passes over the clip (their windows differ). Equal to the whole-clip calls."""
+        if on_timestamps is not None:
+            for _, stamps, emb in self.timestamp_blocks(source):
+                on_timestamps(emb[0].cpu(), block_timestamps(
+                    stamps.start, stamps.stop, first_ms=0.0, hop_ms=float(self.timestamp_hop_ms)))
+        if not scene:
+            return None
+        total = torch.zeros(self.config.embedding_size, dtype=torch.float64)
+        for _, _, hist in self.second_blocks(source):
+            total += hist[0].sum(0).double().cpu()
+        return (total / len(self.unit_starts(source.shape[1]))).float()
 
     # -----------------------------------------------------------------------------------------
     # reference

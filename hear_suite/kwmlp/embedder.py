@@ -14,7 +14,7 @@ most ``max_chunks`` (all clips of the batch together), so memory stays flat for 
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, num_chunks, padded_chunks
 from hear_suite.kwmlp.model import KWMLP, KWMLPConfig, build_frontend
 from hear_suite.pooling import get_scene_pooling
+from hear_suite.streaming import StreamingPooling, TimestampSink, block_timestamps
 
 SCENE_STEPS = 16
 FRAMES_PER_CHUNK = 100  # 98 encoder frames + the two repeated edge frames
@@ -74,16 +75,18 @@ class KWMLPEmbedder(nn.Module):
         win_ms, hop_ms = 1000 * c.win_length / c.sample_rate, 1000 * c.hop_length / c.sample_rate
         return max(0, int((padded_ms - win_ms) / hop_ms + 1))
 
-    def frame_embeddings(self, audio: Tensor, n_frames: Optional[int] = None) -> Tensor:
-        """Steps 1, 3, 4: ``(n, L)`` -> ``(n, t, dim)`` with ``t = 100 * chunks - 2``, or only
-        the first ``n_frames`` of them. Returned on the audio's device."""
-        audio = check_audio(audio)
+    def num_frames(self, n_samples: int) -> int:
+        """Frames of step 4 (what the scene pooling sees): ``100 * chunks - 2``."""
+        chunks = num_chunks(n_samples + self.pad_front + self.pad_end, self.config.chunk_samples)
+        return FRAMES_PER_CHUNK * chunks - 2
+
+    def frame_blocks(self, audio: Tensor, keep: int) -> Iterator[Tuple[slice, slice, Tensor]]:
+        """Steps 1, 3, 4 in blocks of ``max_chunks`` chunks: ``(clips, frames, emb (clips,
+        frames, dim))`` covering the first ``keep`` frames of ``audio (n, L)`` (or a
+        :class:`~hear_suite.streaming.ClipSource`), in order, on the model's device."""
         n, length = audio.shape
         chunk = self.config.chunk_samples
         n_chunks = num_chunks(length + self.pad_front + self.pad_end, chunk)
-        total = FRAMES_PER_CHUNK * n_chunks - 2
-        keep = total if n_frames is None else min(n_frames, total)
-        out = audio.new_empty((n, keep, self.config.dim))
         for clips, chunks in chunk_slices(n, n_chunks, self.max_chunks):
             x = padded_chunks(audio[clips], chunk=chunk, pad_front=self.pad_front,
                               start=chunks.start, stop=chunks.stop)
@@ -96,7 +99,17 @@ class KWMLPEmbedder(nn.Module):
             src0, dst0 = max(0, -lo), max(0, lo)
             dst1 = min(keep, lo + emb.shape[1])
             if dst1 > dst0:
-                out[clips, dst0:dst1] = emb[:, src0:src0 + dst1 - dst0].to(out.device)
+                yield clips, slice(dst0, dst1), emb[:, src0:src0 + dst1 - dst0]
+
+    def frame_embeddings(self, audio: Tensor, n_frames: Optional[int] = None) -> Tensor:
+        """Steps 1, 3, 4: ``(n, L)`` -> ``(n, t, dim)`` with ``t = 100 * chunks - 2``, or only
+        the first ``n_frames`` of them. Returned on the audio's device."""
+        audio = check_audio(audio)
+        total = self.num_frames(audio.shape[1])
+        keep = total if n_frames is None else min(n_frames, total)
+        out = audio.new_empty((audio.shape[0], keep, self.config.dim))
+        for clips, frames, emb in self.frame_blocks(audio, keep):
+            out[clips, frames] = emb.to(out.device)
         return out
 
     @torch.no_grad()
@@ -114,3 +127,25 @@ class KWMLPEmbedder(nn.Module):
     def scene_embeddings(self, audio: Tensor) -> Tensor:
         """``(n, L)`` -> ``(n, 16 * dim)``, pooled with ``scene_pooling``, feature-major."""
         return self._pool(self.frame_embeddings(audio), SCENE_STEPS)
+
+    @torch.no_grad()
+    def stream(self, source, *, scene: bool = True,
+               on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
+        """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
+        embeddings go to ``on_timestamps`` block by block, in order; returns the scene
+        embedding ``(16 * dim,)`` (or None without ``scene``), pooled by
+        :class:`~hear_suite.streaming.StreamingPooling`: the frames are never all held."""
+        length = source.shape[1]
+        n_ts, total = self.num_timestamps(length), self.num_frames(length)
+        pool = StreamingPooling(self.scene_pooling, total, SCENE_STEPS) if scene else None
+        hop_ms = 1000 * self.config.hop_length / self.config.sample_rate
+        keep = total if scene else min(n_ts, total)
+        for _, frames, emb in self.frame_blocks(source, keep):
+            emb = emb[0].cpu()
+            if on_timestamps is not None and frames.start < n_ts:
+                stop = min(frames.stop, n_ts)
+                on_timestamps(emb[:stop - frames.start],
+                              block_timestamps(frames.start, stop, first_ms=hop_ms, hop_ms=hop_ms))
+            if pool is not None:
+                pool.push(emb)
+        return pool.result() if pool is not None else None

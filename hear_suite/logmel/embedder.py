@@ -20,13 +20,14 @@ batch holds clips of one length, so every clip has the same frames and none is b
 """
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from hear_suite import frontends
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+from hear_suite.streaming import TimestampSink, block_timestamps
 
 SAMPLE_RATE = 16000
 N_MELS = 128
@@ -62,8 +63,9 @@ class LogMelEmbedder(nn.Module):
         return n_samples // HOP_LENGTH + 1
 
     def blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor]]:
-        """``(clips, frames, log_mel)`` covering every frame of ``audio (n, L)`` in blocks of at
-        most ``max_frames`` frames; ``log_mel (clips, frames, n_mels)`` on the model's device."""
+        """``(clips, frames, log_mel)`` covering every frame of ``audio (n, L)`` (or a
+        :class:`~hear_suite.streaming.ClipSource`) in blocks of at most ``max_frames`` frames;
+        ``log_mel (clips, frames, n_mels)`` on the model's device."""
         n, length = audio.shape
         for clips, frames in chunk_slices(n, self.num_frames(length), self.max_frames):
             # the samples frames start..stop-1 see, zeros outside the clip
@@ -92,19 +94,49 @@ class LogMelEmbedder(nn.Module):
         """``(n, L)`` -> ``(n, 256)``: per mel band, the mean (first 128) and the population
         standard deviation (last 128) of the clip's log-mel frames; on the audio's device."""
         audio = check_audio(audio)
-        n = audio.shape[0]
-        stats = dict(dtype=torch.float64, device=self.device)
-        count = torch.zeros(n, 1, **stats)
-        mean = torch.zeros(n, N_MELS, **stats)
-        m2 = torch.zeros(n, N_MELS, **stats)  # sum of squared deviations from the mean
+        stats = _Moments(audio.shape[0], self.device)
         for clips, _, x in self.blocks(audio):
-            x = x.double()
-            k = x.shape[1]
-            block_mean = x.mean(dim=1)
-            block_m2 = (x - block_mean[:, None]).square().sum(dim=1)
-            total = count[clips] + k
-            delta = block_mean - mean[clips]
-            m2[clips] += block_m2 + delta.square() * count[clips] * k / total
-            mean[clips] += delta * k / total
-            count[clips] = total
-        return torch.cat([mean, (m2 / count).sqrt()], dim=1).float().to(audio.device)
+            stats.add(clips, x)
+        return stats.result().to(audio.device)
+
+    @torch.no_grad()
+    def stream(self, source, *, scene: bool = True,
+               on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
+        """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
+        embeddings go to ``on_timestamps`` block by block, in order; returns the scene
+        embedding ``(256,)`` (or None without ``scene``). Equal to the whole-clip calls."""
+        stats = _Moments(1, self.device)
+        hop_ms = 1000 * HOP_LENGTH / SAMPLE_RATE
+        for clips, frames, x in self.blocks(source):
+            if on_timestamps is not None:
+                on_timestamps(x[0].cpu(), block_timestamps(frames.start, frames.stop,
+                                                           first_ms=0.0, hop_ms=hop_ms))
+            if scene:
+                stats.add(clips, x)
+        return stats.result()[0].cpu() if scene else None
+
+
+class _Moments:
+    """Per-clip count, mean and sum of squared deviations of frames, merged block by block in
+    float64 (Chan et al.'s pairwise update): ``[mean | population std]`` at the end."""
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        stats = dict(dtype=torch.float64, device=device)
+        self.count = torch.zeros(n, 1, **stats)
+        self.mean = torch.zeros(n, N_MELS, **stats)
+        self.m2 = torch.zeros(n, N_MELS, **stats)  # sum of squared deviations from the mean
+
+    def add(self, clips: slice, x: Tensor) -> None:
+        """Frames ``x (clips, k, n_mels)`` of the clips ``clips``."""
+        x = x.double()
+        k = x.shape[1]
+        block_mean = x.mean(dim=1)
+        block_m2 = (x - block_mean[:, None]).square().sum(dim=1)
+        total = self.count[clips] + k
+        delta = block_mean - self.mean[clips]
+        self.m2[clips] += block_m2 + delta.square() * self.count[clips] * k / total
+        self.mean[clips] += delta * k / total
+        self.count[clips] = total
+
+    def result(self) -> Tensor:
+        return torch.cat([self.mean, (self.m2 / self.count).sqrt()], dim=1).float()
