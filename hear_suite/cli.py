@@ -15,6 +15,7 @@ COMMANDS = {
     "make-tasks": ("hear_suite.taskgen.make_tasks", "generate a suite of HEAR evaluation tasks"),
     "eval": ("hear_suite.evaluation.driver", "evaluate HEAR modules with heareval over task dirs"),
     "export": ("hear_suite.export", "convert checkpoints to and from original layouts"),
+    "embed": ("hear_suite.embed.run", "embed audio files with any HEAR module"),
 }
 
 
