@@ -158,7 +158,8 @@ def main() -> None:
                   f"{median_ratio(ref, mine):.2f}; scene vs pooler_output max rel. difference "
                   f"{parity:.1e}")
             if seconds == 10:
-                rate = window_gflop(c) * ours.num_windows(audio.shape[1]) * n / statistics.median(mine)
+                windows = ours.num_windows(audio.shape[1]) * n
+                rate = window_gflop(c) * windows / statistics.median(mine)
         rows = args.max_windows * (c.num_prefix + c.grid()[0] * c.grid()[1])
         with onednn_set(False):
             plain = product_rate(rows, c, 3)

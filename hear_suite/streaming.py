@@ -142,7 +142,8 @@ class StreamingPooling:
         from hear_suite.pooling import SCENE_POOLING
 
         if name not in SCENE_POOLING:
-            raise ValueError(f"unknown scene pooling {name!r}; choose one of {sorted(SCENE_POOLING)}")
+            raise ValueError(f"unknown scene pooling {name!r}; choose one of "
+                             f"{sorted(SCENE_POOLING)}")
         if total < 1:
             raise ValueError("nothing to pool: 0 frames")
         self.name, self.total, self.steps = name, total, steps

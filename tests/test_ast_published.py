@@ -119,7 +119,7 @@ def reference(model, extractor, x):
 
 
 def first_window(embedder, x):
-    """hear_suite's first window: normalised fbank (frames, mels), its logits and its CLS average."""
+    """hear_suite's first window: normalised fbank (frames, mels), logits and CLS average."""
     mel = embedder.window_features(torch.from_numpy(x)[None], 0, 1)[:, 0]
     with torch.no_grad():
         tokens = embedder.encoder.forward_features(mel)

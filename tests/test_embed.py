@@ -191,7 +191,8 @@ def test_shards_union_equals_unsharded(folder, tmp_path):
     for i in range(3):
         embed_files(inputs, tmp_path / "sharded", module="plugins.toy_plugin", shard_of=(i, 3),
                     progress=False)
-    assert (tmp_path / "whole/index.csv").read_text() == (tmp_path / "sharded/index.csv").read_text()
+    merged = (tmp_path / "sharded/index.csv").read_text()
+    assert (tmp_path / "whole/index.csv").read_text() == merged
     assert len(whole) == 7
     for f in (tmp_path / "whole").rglob("*.npy"):
         assert np.array_equal(np.load(f), np.load(tmp_path / "sharded" / f.relative_to(

@@ -1,5 +1,5 @@
-"""Hugging Face ``ASTForAudioClassification`` checkpoints (``MIT/ast-finetuned-audioset-10-10-0.4593``
-and its siblings) and conversion both ways.
+"""Hugging Face ``ASTForAudioClassification`` checkpoints
+(``MIT/ast-finetuned-audioset-10-10-0.4593`` and its siblings) and conversion both ways.
 
 A model is a directory: ``config.json`` (``model_type: audio-spectrogram-transformer``: sizes,
 ``patch_size``, ``frequency_stride``, ``time_stride``, ``max_length`` frames, ``num_mel_bins``,
@@ -85,7 +85,8 @@ def from_hf(sd: Dict[str, Tensor], config: Dict[str, Any],
               else tuple(f"class{i}" for i in range(n_classes)))
     ours = ASTConfig(
         **{**KALDI_FRONTEND, "n_mels": config.get("num_mel_bins", 128)},
-        **{**VIT, "patch_freq": patch, "patch_time": patch, "qkv_bias": config.get("qkv_bias", True)},
+        **{**VIT, "patch_freq": patch, "patch_time": patch,
+           "qkv_bias": config.get("qkv_bias", True)},
         window_frames=config.get("max_length", 1024),
         stride_freq=config.get("frequency_stride", 10), stride_time=config.get("time_stride", 10),
         dim=config.get("hidden_size", 768), depth=depth,

@@ -68,7 +68,8 @@ def from_timm(state_dict: Dict[str, Tensor], model: AST, *, kernel_reduce: str =
             "pos_embed", "norm.weight", "norm.bias"}
     used |= {f"blocks.{i}.{key}" for i in blocks for key in _BLOCK_KEYS}
     # the ImageNet classifiers (DeiT: head and head_dist) have no audio counterpart
-    unexpected = sorted(k for k in set(state_dict) - used if not k.startswith(("head.", "head_dist.")))
+    unexpected = sorted(k for k in set(state_dict) - used
+                        if not k.startswith(("head.", "head_dist.")))
     if unexpected:
         raise ValueError(f"unexpected timm keys {unexpected[:4]}: not a DeiT / ViT of the "
                          f"layout this conversion knows")

@@ -89,9 +89,10 @@ def infer_strides(n_patches: int, frames: int, name: str = "") -> Tuple[int, int
             if pair in fits:
                 return pair
     if len(fits) != 1:
+        found = f"candidates {fits}" if fits else "no stride fits"
         raise ValueError(f"cannot tell the patch strides of a {n_patches}-patch table over "
-                         f"{frames} frames: {'candidates ' + str(fits) if fits else 'no stride fits'}"
-                         f" (name the file as the published ones, e.g. audioset_10_10_*.pth)")
+                         f"{frames} frames: {found} (name the file as the published ones, e.g. "
+                         f"audioset_10_10_*.pth)")
     return fits[0]
 
 

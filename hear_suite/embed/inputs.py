@@ -127,12 +127,16 @@ class AudioInfo:
         return -(-self.frames * rate // self.sample_rate)
 
 
+def _reason(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def audio_info(path: Path) -> AudioInfo:
     """The file's header: ``ValueError`` naming the problem for unreadable or empty files."""
     try:
         info = sf.info(str(path))
     except Exception as e:  # soundfile raises RuntimeError / LibsndfileError / TypeError
-        raise ValueError(f"not a readable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ValueError(f"not a readable audio file ({_reason(e)})") from None
     if info.frames <= 0:
         raise ValueError("the file holds no audio (0 samples)")
     return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
@@ -166,7 +170,7 @@ def read_clip(item: Item, sample_rate: int) -> np.ndarray:
     try:
         data, rate = sf.read(str(item.path), dtype="float32", always_2d=True)
     except Exception as e:
-        raise ValueError(f"not a readable audio file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ValueError(f"not a readable audio file ({_reason(e)})") from None
     if data.shape[0] == 0:
         raise ValueError("the file holds no audio (0 samples)")
     audio = resample(_mono(data, item.channel), rate, sample_rate)
