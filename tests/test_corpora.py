@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hear_suite.corpora import effects as fx
-from hear_suite.corpora import speech
+from hear_suite.corpora import speech, tools
 from hear_suite.corpora.keywords import WORDS, KeywordConfig, build_keywords, plan_speakers
 from hear_suite.tasks import load_wav, read_task
 
@@ -85,7 +85,7 @@ def test_sox_effects_lengths():
 
 
 def test_missing_tool_names_the_package(monkeypatch):
-    monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
         speech.speak("yes", speech.Speaker("espeak", "en-us"))
     with pytest.raises(RuntimeError, match="apt-get install festival"):
