@@ -1,12 +1,15 @@
 """The Audio Spectrogram Transformer with the positional encodings of seed 003, as a HEAR plugin.
 
-- ``load_model(model_file_path=None, **options)``: a hear_suite ``ast`` checkpoint; default the
-  shipped ``weights/ast_real.pt`` (conditional PE, trained on real and synthetic label sets;
-  ``ast_conditional.pt``/``ast_absolute.pt``: the PE-study pair). The positional encoding and every
-  other hyperparameter come from the checkpoint's config. Options: ``scene_embedding`` (``cls``
-  | ``patch_mean``), ``max_windows`` (windows encoded at once).
+- ``load_model(model_file_path=None, **options)``: a hear_suite ``ast`` checkpoint (default the
+  shipped ``weights/ast_real.pt``, conditional PE, trained on real and synthetic label sets;
+  ``ast_conditional.pt``/``ast_absolute.pt``: the PE-study pair), or a published AST: an
+  original ``.pth`` of Gong et al. (``audioset_10_10_0.4593.pth``, ...) or a Hugging Face
+  ``ASTForAudioClassification`` directory (:mod:`hear_suite.ast.io`). The positional encoding,
+  frontend and every other hyperparameter come from the checkpoint. Options:
+  ``scene_embedding`` (``cls`` | ``patch_mean``), ``max_windows`` (windows encoded at once).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, dim)`` and ``(n, T)`` ms, one
-  embedding per patch column at the column's centre (every 320 ms for the shipped models).
+  embedding per patch column at the column's centre (every 320 ms for the shipped models, every
+  100 ms from 87.5 ms for the published ones).
 - ``get_scene_embeddings(audio, model)``: ``(n, L)`` -> ``(n, dim)``.
 """
 from __future__ import annotations
