@@ -234,5 +234,8 @@ def test_command_line_and_exit_status(folder, tmp_path):
     assert strict.returncode == 1
     nothing = embed("bad", "--out", tmp_path / "p")
     assert nothing.returncode == 1 and "empty.wav" in nothing.stderr
+    if not torch.cuda.is_available():
+        no_gpu = embed("a/tone_8k.wav", "--out", tmp_path / "r", "--device", "cuda")
+        assert no_gpu.returncode == 1 and "no CUDA device" in no_gpu.stderr
     missing = embed(tmp_path / "nowhere.wav", "--out", tmp_path / "q")
     assert missing.returncode == 1 and "no file, folder or pattern" in missing.stderr

@@ -186,6 +186,8 @@ def embed_files(inputs: Sequence[str], out: str | Path, *, module: str = "hear_s
     out = Path(out)
     shard_of = shard_of or torchrun_shard() or (0, 1)
     items = shard(find_inputs(inputs), *shard_of)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     hear, loaded = load_module(module, model, dict(model_options or {}), device)
