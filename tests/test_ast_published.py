@@ -354,3 +354,18 @@ def test_validator_on_a_hugging_face_directory(oracle):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Looks good!" in result.stdout
+
+
+def test_streamed_like_the_whole_clip(oracle):
+    """``hear-suite embed``'s path for long files: the Kaldi framing block by block."""
+    from hear_suite.streaming import ClipSource
+
+    embedder = hast.load_model(str(oracle[2].parent / "hf"), max_windows=2)
+    x = torch.from_numpy(audio(400_000, seed=8))[None]
+    want_emb, want_ts = hast.get_timestamp_embeddings(x, embedder)
+    emb, ts = [], []
+    scene = embedder.stream(ClipSource.of_tensor(x), on_timestamps=lambda e, t: (emb.append(e),
+                                                                                  ts.append(t)))
+    assert torch.allclose(torch.cat(emb), want_emb[0], atol=1e-5)
+    assert torch.equal(torch.cat(ts), want_ts[0])
+    assert rel(scene, hast.get_scene_embeddings(x, embedder)[0]) <= 1e-5
