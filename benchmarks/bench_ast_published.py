@@ -25,11 +25,9 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (in_fresh_process, median_ratio, onednn_set, peak_extra_mb,  # noqa: E402
+from harness import (child_argv, in_fresh_process, median_ratio, onednn_set,  # noqa: E402
                      seconds_of, timed_rounds)
 
 import hear_suite.ast as ast  # noqa: E402
@@ -114,27 +112,12 @@ def product_rate(rows: int, c, repeats: int) -> float:
     return 2 * rows * c.dim * c.ff_dim / best / 1e9
 
 
-def memory_child(args: argparse.Namespace) -> None:
-    """In a fresh process: seconds and peak extra memory of one clip of ``--child-minutes``."""
-    model = ast.load_model(args.model, max_windows=args.max_windows)
-    audio = torch.rand(1, int(args.child_minutes * 60 * SR),
-                       generator=torch.Generator().manual_seed(0)) * 2 - 1
-    model.scene_embeddings(audio[:, :SR])
-    start = time.perf_counter()
-    extra = peak_extra_mb(lambda: (model.timestamp_embeddings(audio),
-                                   model.scene_embeddings(audio)), "cpu")
-    print(json.dumps({"extra_mb": extra, "seconds": time.perf_counter() - start}))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="published AST (default: random ViT-Base)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-windows", type=int, default=16)
-    p.add_argument("--child-minutes", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.child_minutes is not None:
-        return memory_child(args)
     with tempfile.TemporaryDirectory() as tmp:
         folder = huggingface_dir(args.model, Path(tmp))
         args.model = args.model or str(folder)
@@ -169,9 +152,11 @@ def main() -> None:
               f"(16 x 10 s), where one {rows} x {c.dim} x {c.ff_dim} product runs at {plain:.0f} "
               f"GFLOP/s through F.linear and {fused:.0f} through oneDNN "
               f"(CPU capability {torch.backends.cpu.get_cpu_capability()})")
-        for minutes in (10, 20):
-            r = in_fresh_process([__file__, "--child-minutes", str(minutes), "--model",
-                                  args.model, "--max-windows", str(args.max_windows)])
+        for minutes in (10, 20):  # bench_ast.py's measurement of one long clip, on this model
+            r = in_fresh_process(child_argv(str(Path(__file__).with_name("bench_ast.py")),
+                                            "--child-minutes", str(minutes), device="cpu",
+                                            weights=args.model)
+                                 + ["--max-windows", str(args.max_windows)])
             print(f"{minutes}-minute clip (timestamp + scene): {r['seconds']:.0f} s "
                   f"({minutes * 60 / r['seconds']:.1f}x real time), peak extra memory "
                   f"{r['extra_mb']:.0f} MB")

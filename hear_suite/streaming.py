@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hear_suite.audio import resample
+from hear_suite.audio import check_audio, resample
+from hear_suite.pooling import SCENE_POOLING
 
 # (embeddings (k, D), timestamps (k,) ms) of consecutive timestamps, in order
 TimestampSink = Callable[[Tensor, Tensor], None]
@@ -28,7 +29,7 @@ class ClipSource:
     """One clip of ``length`` samples, read on demand: it stands where an embedder expects a
     ``(1, length)`` tensor (``shape``, ``src[clips]``, ``src[:, lo:hi]``); ``read(lo, hi)``
     returns samples ``lo..hi-1`` as float32 ``(hi - lo,)``, ``0 <= lo <= hi <= length``. Every
-    block read is checked for NaN and infinite values."""
+    block read is checked for NaN and infinite values (:func:`hear_suite.audio.check_audio`)."""
 
     def __init__(self, length: int, read: Callable[[int, int], np.ndarray]) -> None:
         if length < 1:
@@ -54,10 +55,8 @@ class ClipSource:
         if step != 1:
             raise ValueError("a ClipSource reads contiguous samples only")
         block = torch.from_numpy(np.ascontiguousarray(self._read(lo, max(lo, hi)),
-                                                      dtype=np.float32))
-        if block.numel() and not bool(torch.isfinite(block).all()):
-            raise ValueError(f"audio contains NaN or infinite values (samples {lo}..{hi - 1})")
-        return block[None]
+                                                      dtype=np.float32))[None]
+        return check_audio(block) if block.numel() else block  # NaN / infinite: ValueError
 
 
 def resampled_reader(read: Callable[[int, int], np.ndarray], n_in: int, orig_sr: int,
@@ -139,8 +138,6 @@ class StreamingPooling:
     float32 rounding."""
 
     def __init__(self, name: str, total: int, steps: int = 16) -> None:
-        from hear_suite.pooling import SCENE_POOLING
-
         if name not in SCENE_POOLING:
             raise ValueError(f"unknown scene pooling {name!r}; choose one of "
                              f"{sorted(SCENE_POOLING)}")

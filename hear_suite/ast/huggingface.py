@@ -26,7 +26,7 @@ from torch import Tensor
 
 from hear_suite import checkpoint
 from hear_suite.ast.model import ASTConfig
-from hear_suite.ast.original import KALDI_FRONTEND, VIT
+from hear_suite.ast.original import KALDI_FRONTEND, VIT, layout_mismatches
 from hear_suite.tasks import write_atomic
 
 MODEL_TYPE = "audio-spectrogram-transformer"
@@ -118,8 +118,7 @@ def to_hf(state_dict: Dict[str, Tensor], config: ASTConfig
     ``preprocessor_config.json``). ``config.json`` has one ``layer_norm_eps``: an original
     model's head norm (torch's 1e-5) gets its blocks' 1e-6 (Hugging Face's own conversion of
     the published files used 1e-12 for all; either moves the outputs by about 1e-6)."""
-    wrong = {k: getattr(config, k) for k, v in {**KALDI_FRONTEND, **VIT}.items()
-             if k not in ("n_mels", "log_offset", "qkv_bias") and getattr(config, k) != v}
+    wrong = layout_mismatches(config, free=("n_mels", "qkv_bias"))
     if config.patch_freq != config.patch_time:
         wrong["patch"] = (config.patch_freq, config.patch_time)
     if wrong:
@@ -166,9 +165,10 @@ def is_safetensors(path: Path) -> bool:
     return len(head) == 10 and head[8:9] == b"{"
 
 
-def read(path: Path) -> Tuple[Dict[str, Tensor], Dict[str, Any], Optional[Dict[str, Any]]]:
+def read(path: Path, state_dict: Optional[Dict[str, Tensor]] = None
+         ) -> Tuple[Dict[str, Tensor], Dict[str, Any], Optional[Dict[str, Any]]]:
     """(state dict, config.json, preprocessor_config.json or None) of a model directory, or of
-    a weights file with ``config.json`` beside it."""
+    a weights file with ``config.json`` beside it (``state_dict``: that file, already read)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     weights = path
@@ -182,7 +182,9 @@ def read(path: Path) -> Tuple[Dict[str, Tensor], Dict[str, Any], Optional[Dict[s
     config = json.loads((folder / "config.json").read_text())
     pre_file = folder / "preprocessor_config.json"
     preprocessor = json.loads(pre_file.read_text()) if pre_file.is_file() else None
-    if is_safetensors(weights):
+    if state_dict is not None:
+        sd = state_dict
+    elif is_safetensors(weights):
         loader = _safetensors()
         try:
             sd = loader.load_file(str(weights))

@@ -36,19 +36,18 @@ def read_any(path: Optional[Union[str, Path]] = None, **recipe: Any) -> tuple:
     path = checkpoint.resolve_weights(path, DEFAULT_WEIGHTS)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    imported = {"imported_from": str(path), "layout": "huggingface"}
     if path.is_dir() or (path.stat().st_size and huggingface.is_safetensors(path)):
-        config, sd = huggingface.from_hf(*huggingface.read(path))
-        return config, sd, {"imported_from": str(path), "layout": "huggingface"}
+        return (*huggingface.from_hf(*huggingface.read(path)), imported)
     obj = checkpoint.load_file(path)
     if checkpoint.is_hear_suite_checkpoint(obj):
         checkpoint.check_family(obj, FAMILY, path)
         return ASTConfig.from_dict(obj["config"]), obj["state_dict"], obj.get("provenance", {})
     if original.is_original(obj):
         config, sd = original.from_original(obj, name=path.name, **recipe)
-        return config, sd, {"imported_from": str(path), "layout": "original"}
-    if huggingface.is_hf_state_dict(obj):
-        config, sd = huggingface.from_hf(*huggingface.read(path))
-        return config, sd, {"imported_from": str(path), "layout": "huggingface"}
+        return config, sd, {**imported, "layout": "original"}
+    if huggingface.is_hf_state_dict(obj):  # pytorch_model.bin: read above, config.json beside
+        return (*huggingface.from_hf(*huggingface.read(path, state_dict=obj)), imported)
     raise ValueError(f"{path} is not an AST checkpoint: expected {EXPECTED}")
 
 

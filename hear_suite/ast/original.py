@@ -145,10 +145,16 @@ def recipe_labels(recipe: Optional[str]) -> Tuple[str, ...]:
     return tuple(json.loads(text)[recipe])
 
 
+def layout_mismatches(config: ASTConfig, free: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """The fields of ``config`` that differ from the published ASTs' frontend and ViT (besides
+    ``log_offset`` and the fields in ``free``): what a published layout cannot hold."""
+    return {k: getattr(config, k) for k, v in {**KALDI_FRONTEND, **VIT}.items()
+            if k not in ("log_offset", *free) and getattr(config, k) != v}
+
+
 def check_exportable(config: ASTConfig) -> None:
     """Raise ``ValueError`` unless the original ``ASTModel`` can hold this model."""
-    wrong = {k: getattr(config, k) for k, v in {**KALDI_FRONTEND, **VIT}.items()
-             if k not in ("log_offset",) and getattr(config, k) != v}
+    wrong = layout_mismatches(config)
     if config.dim % HEAD_DIM or config.heads != config.dim // HEAD_DIM:
         wrong["heads"] = config.heads
     if wrong:

@@ -2,9 +2,10 @@
 ``DIR/<name>.timestamp.npy`` and ``DIR/<name>.timestamps_ms.npy`` (or one ``DIR/<name>.npz`` with
 the arrays ``scene``, ``timestamp``, ``timestamps_ms``), and the index of a run, ``index.csv``.
 
-Timestamp embeddings of a long file arrive block by block (:class:`TimestampWriter`): they go to
-a hidden raw file beside the output and become an ``.npy`` (or an ``.npz`` member) at the end,
-copied in pieces, so memory does not grow with the file. Every output appears by a rename: an
+Timestamp embeddings of a streamed file arrive block by block (:class:`TimestampWriter`): they go
+to a hidden raw file beside the output and become an ``.npy`` (or an ``.npz`` member) at the end,
+copied in pieces, so memory does not grow with the file; a file embedded whole writes its arrays
+directly. Every output appears by a rename: an
 input whose outputs all exist is done, and an interrupted run loses at most the file in progress.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -107,16 +108,21 @@ class TimestampWriter:
 
 
 def write_outputs(files: Mapping[str, Path], *, scene: Optional[np.ndarray],
-                  timestamps: Optional[TimestampWriter]) -> None:
-    """Write one input's outputs, each through a temporary file and a rename."""
-    if timestamps is not None:
-        timestamps.close()
-    members = {}
+                  timestamps: Union[None, TimestampWriter, Tuple[np.ndarray, np.ndarray]]
+                  ) -> Dict[str, Tuple[int, ...]]:
+    """Write one input's outputs, each through a temporary file and a rename. ``timestamps``:
+    the blocks of a streamed file (:class:`TimestampWriter`) or the arrays ``(embeddings (T, D),
+    timestamps (T,))`` of a file embedded whole. Returns the arrays' shapes."""
+    members: Dict[str, dict] = {}
     if scene is not None:
         members["scene"] = dict(array=np.asarray(scene, dtype=np.float32))
-    if timestamps is not None:
+    if isinstance(timestamps, TimestampWriter):
+        timestamps.close()
         members["timestamp"] = dict(raw=timestamps.emb_raw, shape=timestamps.shape)
         members["timestamps_ms"] = dict(raw=timestamps.ts_raw, shape=(timestamps.rows,))
+    elif timestamps is not None:
+        members["timestamp"] = dict(array=np.asarray(timestamps[0], dtype=np.float32))
+        members["timestamps_ms"] = dict(array=np.asarray(timestamps[1], dtype=np.float32))
     try:
         if "npz" in files:
             _replace(files["npz"], lambda f: _write_npz(f, members))
@@ -124,8 +130,10 @@ def write_outputs(files: Mapping[str, Path], *, scene: Optional[np.ndarray],
             for kind, member in members.items():
                 _replace(files[kind], lambda f, m=member: _write_npy(f, **m))
     finally:
-        if timestamps is not None:
+        if isinstance(timestamps, TimestampWriter):
             timestamps.discard()
+    return {kind: tuple(m["array"].shape if "array" in m else m["shape"])
+            for kind, m in members.items()}
 
 
 def _write_npz(f: BinaryIO, members: Mapping[str, dict]) -> None:

@@ -100,7 +100,9 @@ class _Run:
         return output_files(self.out, item.name, self.fmt, scene=self.scene,
                             timestamp=self.timestamp)
 
-    def record(self, item: Item, status: str, error: str = "") -> None:
+    def record(self, item: Item, status: str, error: str = "",
+               shapes: Optional[Mapping[str, Tuple[int, ...]]] = None) -> None:
+        """One index row; ``shapes`` of the outputs just written (else read from their headers)."""
         info = self.infos.get(item.path)
         row: Dict[str, Any] = {"path": str(item.path), "output": item.name, "status": status,
                                "error": error}
@@ -108,7 +110,7 @@ class _Run:
             row.update(duration_s=f"{info.seconds:.3f}", sample_rate=info.sample_rate,
                        channels=info.channels)
         if status != ERROR:
-            shapes = array_shapes(self.files(item))
+            shapes = shapes if shapes is not None else array_shapes(self.files(item))
             row.update(scene_shape=shape_text(shapes.get("scene")),
                        timestamp_shape=shape_text(shapes.get("timestamp")))
         self.rows[item.name] = row
@@ -137,13 +139,10 @@ class _Run:
                 self.record(batch[0][0], ERROR, f"{type(e).__name__}: {e}")
             return
         for k, (item, _) in enumerate(batch):
-            writer = None
-            if self.timestamp:
-                writer = TimestampWriter(self.out, item.name)
-                writer.add(emb[k], ts[k])
-            write_outputs(self.files(item), scene=None if scene is None else scene[k].numpy(),
-                          timestamps=writer)
-            self.record(item, EMBEDDED)
+            shapes = write_outputs(
+                self.files(item), scene=None if scene is None else scene[k].numpy(),
+                timestamps=(emb[k].cpu().numpy(), ts[k].cpu().numpy()) if self.timestamp else None)
+            self.record(item, EMBEDDED, shapes=shapes)
 
     def embed_long(self, item: Item) -> None:
         """A file longer than ``--batch-seconds``: streamed (hear_suite models) or whole."""
@@ -158,9 +157,10 @@ class _Run:
             with open_clip(item, self.model.sample_rate, self.infos[item.path]) as source:
                 scene = self.model.stream(source, scene=self.scene,
                                           on_timestamps=writer.add if writer else None)
-            write_outputs(self.files(item), scene=None if scene is None else scene.numpy(),
-                          timestamps=writer)
-            self.record(item, EMBEDDED)
+            shapes = write_outputs(self.files(item),
+                                   scene=None if scene is None else scene.numpy(),
+                                   timestamps=writer)
+            self.record(item, EMBEDDED, shapes=shapes)
         except Exception as e:
             if writer is not None:
                 writer.discard()
