@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from hear_suite.audio import check_audio, resample
-from hear_suite.pooling import SCENE_POOLING
+from hear_suite.pooling import SCENE_POOLING, Moments
 
 # (embeddings (k, D), timestamps (k,) ms) of consecutive timestamps, in order
 TimestampSink = Callable[[Tensor, Tensor], None]
@@ -133,9 +133,10 @@ class StreamingPooling:
     """:mod:`hear_suite.pooling`'s scene pooling of ``total`` frames ``(T, D)`` pushed in blocks
     (:meth:`push`), without holding them: iterative interpolation is a cascade of
     :class:`_Lerp` halvings (the same sizes as :func:`~hear_suite.pooling.iterative_interpolation`),
-    single interpolation one :class:`_Lerp`, group mean running sums. :meth:`result` gives the
-    ``(D * steps,)`` feature-major vector, equal to the pooling of all frames at once within
-    float32 rounding."""
+    single interpolation one :class:`_Lerp`, group mean running sums, mean and std running
+    :class:`~hear_suite.pooling.Moments`. :meth:`result` gives the feature-major vector
+    (``(D * steps,)``; ``(D * 2,)`` for ``mean_std``), equal to the pooling of all frames at
+    once within float32 rounding."""
 
     def __init__(self, name: str, total: int, steps: int = 16) -> None:
         if name not in SCENE_POOLING:
@@ -162,12 +163,18 @@ class StreamingPooling:
             self.sizes = torch.from_numpy(np.diff(bounds)).double()
         self.outputs: List[Tensor] = []
         self.sums: Optional[Tensor] = None
+        self.moments: Optional[Moments] = None
 
     def push(self, frames: Tensor) -> None:
         """The next frames ``(k, D)`` (at most ``total`` in all)."""
         if self.seen + frames.shape[0] > self.total:
             raise ValueError(f"more than the {self.total} frames announced")
         start, self.seen = self.seen, self.seen + frames.shape[0]
+        if self.name == "mean_std":                                  # no padding: statistics
+            if self.moments is None:
+                self.moments = Moments(1, frames.shape[1], frames.device)
+            self.moments.add(slice(None), frames[None])
+            return
         if self.seen == self.total and self.total < self.steps:   # zero-padded to `steps`
             frames = torch.cat([frames, frames.new_zeros(self.steps - self.total, frames.shape[1])])
         if self.name == "group_mean":
@@ -183,6 +190,8 @@ class StreamingPooling:
     def result(self) -> Tensor:
         if self.seen != self.total:
             raise ValueError(f"{self.seen} of {self.total} frames pushed")
+        if self.name == "mean_std":
+            return torch.stack(self.moments.mean_std(), dim=-1).reshape(-1)
         if self.name == "group_mean":
             pooled = (self.sums / self.sizes[:, None]).float()
         else:

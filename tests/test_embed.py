@@ -94,6 +94,11 @@ MODELS = {
     "ast": lambda: (hast, hast.load_model(max_windows=3)),
     "ast-patch-mean": lambda: (hast, hast.load_model(max_windows=2, scene_embedding="patch_mean")),
     "bagofcodes": lambda: (boc, boc.load_model(max_frames=300)),
+    # the variants' extra parts (middle level, the floor's frames and a second pass) stream too
+    "kwmlp-2level+mel": lambda: (kwmlp, kwmlp.load_model(max_chunks=5, embedding="2level+mel")),
+    "ast-2level+mel": lambda: (hast, hast.load_model(max_windows=2, embedding="2level+mel")),
+    "bagofcodes-2level+mel-sqrt": lambda: (boc, boc.load_model(
+        max_frames=300, embedding="2level+mel", histogram_scaling="sqrt")),
 }
 
 

@@ -9,7 +9,9 @@ import torch
 
 from hear_suite.registry import MODELS
 
-MODULES = sorted({entry.module for entry in MODELS.values()})
+# every model family, and the modules named after a variant (hear_suite.kwmlp_2levelmel, ...)
+MODULES = sorted({entry.module for entry in MODELS.values()}
+                 | {f"hear_suite.{name}_2levelmel" for name in ("kwmlp", "ast", "bagofcodes")})
 
 
 @pytest.fixture(scope="module", params=MODULES)

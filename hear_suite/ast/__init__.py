@@ -6,7 +6,9 @@
   original ``.pth`` of Gong et al. (``audioset_10_10_0.4593.pth``, ...) or a Hugging Face
   ``ASTForAudioClassification`` directory (:mod:`hear_suite.ast.io`). The positional encoding,
   frontend and every other hyperparameter come from the checkpoint. Options:
-  ``scene_embedding`` (``cls`` | ``patch_mean``), ``max_windows`` (windows encoded at once).
+  ``scene_embedding`` (``cls`` | ``patch_mean``), ``embedding`` (``final`` | ``2level`` |
+  ``2level+mel``; the last is also :mod:`hear_suite.ast_2levelmel`), ``middle_depth`` (default
+  three quarters of the depth), ``max_windows`` (windows encoded at once).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, dim)`` and ``(n, T)`` ms, one
   embedding per patch column at the column's centre (every 320 ms for the shipped models, every
   100 ms from 87.5 ms for the published ones).
@@ -23,7 +25,7 @@ from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.io import load_encoder
 from hear_suite.ast.model import AST, ASTConfig
 
-OPTIONS = {"scene_embedding", "max_windows"}
+OPTIONS = {"scene_embedding", "embedding", "middle_depth", "max_windows"}
 
 __all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "ASTEmbedder",
            "AST", "ASTConfig"]
@@ -36,11 +38,12 @@ def load_model(model_file_path: Optional[str] = None, **options: Any) -> ASTEmbe
 
 
 def get_timestamp_embeddings(audio: Tensor, model: ASTEmbedder) -> Tuple[Tensor, Tensor]:
-    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T, dim),
-    timestamps (n, T) in ms)``, float32 on the audio's device."""
+    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(embeddings (n, T,
+    timestamp_embedding_size), timestamps (n, T) in ms)``, float32 on the audio's device."""
     return check_model(model, ASTEmbedder, "ast").timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: Tensor, model: ASTEmbedder) -> Tensor:
-    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, dim)`` float32."""
+    """``audio (n_sounds, n_samples)`` float at 16 kHz -> ``(n, scene_embedding_size)``
+    float32."""
     return check_model(model, ASTEmbedder, "ast").scene_embeddings(audio)

@@ -38,6 +38,8 @@ from torch import Tensor, nn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.model import AST, ASTConfig, Frontend, normalize
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+from hear_suite.hear_api import check_levels
+from hear_suite.logmel.embedder import LogMelEmbedder
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 SCENE_EMBEDDINGS = ("cls", "patch_mean")
@@ -45,11 +47,17 @@ SCENE_EMBEDDINGS = ("cls", "patch_mean")
 
 class ASTEmbedder(nn.Module):
     """HEAR model: ``sample_rate``, ``timestamp_embedding_size`` = ``scene_embedding_size`` =
-    ``dim``. Options: ``scene_embedding`` (``cls`` | ``patch_mean``), ``max_windows`` (windows
-    encoded at once: bounds memory, not results)."""
+    ``dim``. Options: ``scene_embedding`` (``cls`` | ``patch_mean``), ``embedding`` (``final`` |
+    ``2level`` | ``2level+mel``, :data:`hear_suite.hear_api.EMBEDDINGS`) with ``middle_depth``
+    (block of the middle level; default three quarters of the depth: 3 of the shipped models'
+    4, measured, see results/real_suite.md; 9 of ViT-Base's 12, not measured),
+    ``max_windows`` (windows encoded at once: bounds memory, not results).
 
-    def __init__(self, encoder: AST, *, scene_embedding: str = "cls",
-                 max_windows: int = 16) -> None:
+    Sizes: ``final`` dim per timestamp and per scene, ``2level`` 2 dim, ``2level+mel`` 2 dim +
+    128 per timestamp and 2 dim + 256 per scene (the shipped models: 256 / 512 / 640 and 768)."""
+
+    def __init__(self, encoder: AST, *, scene_embedding: str = "cls", embedding: str = "final",
+                 middle_depth: Optional[int] = None, max_windows: int = 16) -> None:
         super().__init__()
         if scene_embedding not in SCENE_EMBEDDINGS:
             raise ValueError(f"scene_embedding must be one of {SCENE_EMBEDDINGS}, "
@@ -57,14 +65,23 @@ class ASTEmbedder(nn.Module):
         if not isinstance(max_windows, int) or isinstance(max_windows, bool) or max_windows < 1:
             raise ValueError(f"max_windows must be a positive int, got {max_windows!r}")
         c: ASTConfig = encoder.config
+        if middle_depth is None:
+            middle_depth = max(1, round(0.75 * c.depth))
+        middle = check_levels(embedding, middle_depth, deepest=c.depth - 1, what="block")
         self.config = c
+        self.embedding = embedding
+        self.depths = (c.depth,) if middle is None else (c.depth, middle)
+        self.floor = LogMelEmbedder() if embedding == "2level+mel" else None
         self.frontend = Frontend(c)
         self.encoder = encoder.eval()
         self.scene_embedding = scene_embedding
         self.max_windows = max_windows
         self.sample_rate = c.sample_rate
-        self.timestamp_embedding_size = c.dim
-        self.scene_embedding_size = c.dim
+        self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
+        self.timestamp_embedding_size = self.width + (self.floor.timestamp_embedding_size
+                                                      if self.floor else 0)
+        self.scene_embedding_size = self.width + (self.floor.scene_embedding_size
+                                                  if self.floor else 0)
         self.kaldi = c.frontend == "kaldi_fbank"
         frame_length = self.frontend.frame_length
         self.pad_front = 0 if self.kaldi else (c.n_fft // 2
@@ -113,10 +130,14 @@ class ASTEmbedder(nn.Module):
         return mel
 
     def embed_windows(self, mel: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(k, n_mels, frames)`` -> scene tokens ``(k, dim)`` and column embeddings
-        ``(k, columns, dim)``."""
+        """``(k, n_mels, frames)`` -> scene tokens ``(k, width)`` and column embeddings
+        ``(k, columns, width)``, ``width = dim * levels`` (final level first)."""
         c = self.config
-        tokens = self.encoder.forward_features(mel)
+        if len(self.depths) == 1:
+            levels = [self.encoder.forward_features(mel)]
+        else:
+            levels = self.encoder.forward_levels(mel, self.depths)
+        tokens = torch.cat(levels, dim=-1)
         grid = c.grid(mel.shape[1], mel.shape[2])
         cols = pe.tokens_to_grid(tokens[:, c.num_prefix:], grid, c.order).mean(dim=2)
         return tokens[:, :c.num_prefix].mean(dim=1), cols.transpose(1, 2)
@@ -142,12 +163,12 @@ class ASTEmbedder(nn.Module):
             yield clips, slice(c0, c1), emb[:, :c1 - c0], (cls * weights).sum(dim=1)
 
     def embed(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(n, L)`` -> scene ``(n, dim)`` and column embeddings ``(n, columns, dim)``, on the
-        audio's device."""
+        """``(n, L)`` -> scene ``(n, width)`` and column embeddings ``(n, columns, width)`` of
+        the encoder's levels (no floor part), on the audio's device."""
         audio = check_audio(audio)
         n, length = audio.shape
-        cols = audio.new_empty((n, self.num_columns(length), self.config.dim))
-        scene = audio.new_zeros((n, self.config.dim))
+        cols = audio.new_empty((n, self.num_columns(length), self.width))
+        scene = audio.new_zeros((n, self.width))
         for clips, columns, emb, cls in self.column_blocks(audio):
             cols[clips, columns] = emb.to(cols.device)
             scene[clips] += cls.to(scene.device)
@@ -155,40 +176,62 @@ class ASTEmbedder(nn.Module):
             scene = cols.mean(dim=1)
         return scene, cols
 
+    @property
+    def hop_ms(self) -> float:
+        return 1000.0 * self.col_hop / self.sample_rate
+
+    @property
+    def first_ms(self) -> float:
+        return 1000.0 * self.first_centre / self.sample_rate
+
+    def with_mel(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
+        """``emb (n, stop - start, width)`` of columns ``start..stop-1``, with the floor's
+        log-mel around each column's centre appended for ``2level+mel`` (the mean of the
+        column hop's frames, :meth:`hear_suite.logmel.LogMelEmbedder.frames_at`)."""
+        if self.floor is None:
+            return emb
+        mel = self.floor.frames_at(audio, first_ms=self.first_ms, hop_ms=self.hop_ms,
+                                   start=start, stop=stop)
+        return torch.cat([emb, mel.to(emb)], dim=-1)
+
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
                on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
         """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
         embeddings go to ``on_timestamps`` block by block, in order; returns the scene
-        embedding ``(dim,)`` (or None without ``scene``). Equal to the whole-clip calls."""
-        total = torch.zeros(self.config.dim, dtype=torch.float64)
-        hop_ms = 1000.0 * self.col_hop / self.sample_rate
-        first_ms = 1000.0 * self.first_centre / self.sample_rate
+        embedding ``(scene_embedding_size,)`` (or None without ``scene``). Equal to the
+        whole-clip calls (the floor's scene of ``2level+mel`` is a second pass over the source)."""
+        total = torch.zeros(self.width, dtype=torch.float64)
         for _, columns, emb, cls in self.column_blocks(source):
-            emb = emb[0].cpu()
             if on_timestamps is not None:
-                on_timestamps(emb, block_timestamps(columns.start, columns.stop,
-                                                    first_ms=first_ms, hop_ms=hop_ms))
+                stamps = self.with_mel(emb, source, columns.start, columns.stop)
+                on_timestamps(stamps[0].cpu(), block_timestamps(
+                    columns.start, columns.stop, first_ms=self.first_ms, hop_ms=self.hop_ms))
             # cls: the windows' weighted share; patch_mean: the columns' sum
-            total += (emb.sum(0) if self.scene_embedding == "patch_mean" else cls[0].cpu()).double()
+            total += (emb[0].cpu().sum(0) if self.scene_embedding == "patch_mean"
+                      else cls[0].cpu()).double()
         if not scene:
             return None
         if self.scene_embedding == "patch_mean":
             total /= self.num_columns(source.shape[1])
-        return total.float()
+        if self.floor is None:
+            return total.float()
+        return torch.cat([total.float(), self.floor.stream(source, scene=True)])
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(n, L)`` -> embeddings ``(n, T, dim)`` and timestamps ``(n, T)`` ms at the column
-        centres, ``T = L // (stride_time * hop) + 1``."""
+        """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n,
+        T)`` ms at the column centres, ``T = L // (stride_time * hop) + 1``."""
         _, cols = self.embed(audio)
-        hop_ms = 1000.0 * self.col_hop / self.sample_rate
-        ts = frame_timestamps(cols.shape[0], cols.shape[1],
-                              first_ms=1000.0 * self.first_centre / self.sample_rate,
-                              hop_ms=hop_ms, device=cols.device)
+        cols = self.with_mel(cols, audio, 0, cols.shape[1])
+        ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=self.first_ms,
+                              hop_ms=self.hop_ms, device=cols.device)
         return cols, ts
 
     @torch.no_grad()
     def scene_embeddings(self, audio: Tensor) -> Tensor:
-        """``(n, L)`` -> ``(n, dim)``."""
-        return self.embed(audio)[0]
+        """``(n, L)`` -> ``(n, scene_embedding_size)``."""
+        scene = self.embed(audio)[0]
+        if self.floor is None:
+            return scene
+        return torch.cat([scene, self.floor.scene_embeddings(audio).to(scene)], dim=1)

@@ -14,7 +14,7 @@ Every grid-dependent part follows the input's grid (see :mod:`hear_suite.ast.pos
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +185,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "small": dict(window_frames=320, dim=128, depth=4, heads=4, ff_dim=384, peg_blocks=2),
     # the PE study's CPU-sized model (2.7 M parameters): the same layout, 4 blocks of width 256
     "medium": dict(window_frames=320, dim=256, depth=4, heads=4, ff_dim=768, peg_blocks=2),
+    # medium on seed 002's input, 128 mel bands over 20-8000 Hz; patches 16 bands high keep the
+    # token grid (8 x 10 per 3.2 s window), hence the cost, of medium
+    "medium_128": dict(n_mels=128, fmin=20.0, fmax=8000.0, patch_freq=16, stride_freq=16,
+                       window_frames=320, dim=256, depth=4, heads=4, ff_dim=768, peg_blocks=2),
 }
 
 
@@ -310,6 +314,14 @@ class AST(nn.Module):
                              device=device)
 
     def forward_features(self, mel: Tensor) -> Tensor:
+        """``(B, n_mels, frames)`` -> output tokens ``(B, prefix + patches, dim)``."""
+        return self.forward_levels(mel, (self.config.depth,))[0]
+
+    def forward_levels(self, mel: Tensor, depths: Sequence[int]) -> List[Tensor]:
+        """Tokens ``(B, prefix + patches, dim)`` after each of ``depths`` blocks, in one pass:
+        after the last block through the final norm, after a middle one through a LayerNorm
+        without affine parameters (the model has no norm there; a middle level is thus on the
+        final one's scale)."""
         c = self.config
         if mel.ndim != 3 or mel.shape[1] != c.n_mels:
             raise ValueError(f"AST expects log-mel (batch, {c.n_mels}, frames), got "
@@ -323,11 +335,15 @@ class AST(nn.Module):
         x = self.embed_norm(x)
         ctx = dict(grid=grid, order=c.order, num_prefix=c.num_prefix,
                    bias=self.alibi(grid, x.device))
-        for i, block in enumerate(self.blocks):
+        levels = {}
+        for i, block in enumerate(self.blocks[:max(depths)]):
             x = block(x, **ctx)
             if i < len(self.pegs):
                 x = self.pegs[i](x, grid, c.order)
-        return self.norm(x)
+            if i + 1 in depths:
+                levels[i + 1] = (self.norm(x) if i + 1 == c.depth
+                                 else F.layer_norm(x, x.shape[-1:], eps=c.norm_eps))
+        return [levels[d] for d in depths]
 
     def forward_head(self, tokens: Tensor) -> Tensor:
         return self.head(self.head_norm(tokens[:, :self.config.num_prefix].mean(dim=1)))

@@ -86,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--pe", choices=POS_EMBEDS, default="conditional", help="positional encoding")
     m.add_argument("--preset", choices=sorted(PRESETS), default="small",
                    help="base configuration (small: 4 x 128, the tests' size; medium: 4 x 256, "
-                        "the shipped models; ast_pe: seed 003; ast: AST / seed 002)")
+                        "the shipped models; medium_128: medium on 128 mel bands; ast_pe: seed "
+                        "003; ast: AST / seed 002)")
     for name in ("dim", "depth", "heads", "ff_dim", "peg_blocks", "window_frames"):
         m.add_argument(f"--{name.replace('_', '-')}", type=int, default=None,
                        help=f"override the preset's {name}")

@@ -31,10 +31,18 @@ from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, frame_timestamps, padded_chunks
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig
+from hear_suite.hear_api import check_levels
+from hear_suite.logmel.embedder import LogMelEmbedder
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 
 TIMESTAMP_BLOCK = 8
+# What the histogram part of an embedding holds: the paper's per-second counts, or their square
+# root or log(1 + counts) (both compress the few codes that fill most of a second).
+HISTOGRAM_SCALINGS = {"counts": lambda h: h, "sqrt": torch.sqrt, "log1p": torch.log1p}
+# Encoder layer whose mean output is the middle level of "2level": measured on the real suite
+# (results/real_suite.md, "Choosing the middle depth").
+MIDDLE_DEPTH = 3
 
 
 def windowed_counts(counts: Tensor, starts: Tensor, *, stride: int, n_blocks: int) -> Tensor:
@@ -57,12 +65,22 @@ def windowed_counts(counts: Tensor, starts: Tensor, *, stride: int, n_blocks: in
 
 class BagOfCodesEmbedder(nn.Module):
     """HEAR model: ``sample_rate``, ``scene_embedding_size`` and ``timestamp_embedding_size``
-    (both ``4 D``). Options: ``timestamp_hop_ms`` (10, 20 or 50; default 50),
-    ``timestamp_window_ms`` (a multiple of 100 ms; default 1000), ``max_frames`` (spectrogram
-    frames, all clips together, computed at once: bounds memory, not results)."""
+    (both ``4 D`` for ``final``). Options: ``timestamp_hop_ms`` (10, 20 or 50; default 50),
+    ``timestamp_window_ms`` (a multiple of 100 ms; default 1000), ``histogram_scaling``
+    (``counts``, the paper's, | ``sqrt`` | ``log1p``), ``embedding`` (``final`` | ``2level`` |
+    ``2level+mel``, :data:`hear_suite.hear_api.EMBEDDINGS`) with ``middle_depth`` (the encoder
+    layer, 1..depth, whose output averaged over the window's vectors of each view is the middle
+    level; ``depth`` is the bottleneck the codes quantise), ``max_frames`` (spectrogram frames,
+    all clips together, computed at once: bounds memory, not results).
+
+    Sizes (``bagofcodes_real.pt``: D 256, width 256, bottlenecks 8/80/96/8): ``final`` 1,024,
+    ``2level`` 1,024 + the middle layer's widths (1,216 at the bottleneck), ``2level+mel`` that +
+    128 per timestamp and + 256 per scene."""
 
     def __init__(self, model: BagOfCodes, *, timestamp_hop_ms: int = 50,
-                 timestamp_window_ms: int = 1000, max_frames: int = 2000) -> None:
+                 timestamp_window_ms: int = 1000, histogram_scaling: str = "counts",
+                 embedding: str = "final", middle_depth: int = MIDDLE_DEPTH,
+                 max_frames: int = 2000) -> None:
         super().__init__()
         config = model.config
         frame_ms = 1000 * config.hop_length / config.sample_rate
@@ -80,16 +98,29 @@ class BagOfCodesEmbedder(nn.Module):
         if not isinstance(max_frames, int) or max_frames < config.unit_frames:
             raise ValueError(f"max_frames must be an int >= {config.unit_frames}, got "
                              f"{max_frames!r}")
+        if histogram_scaling not in HISTOGRAM_SCALINGS:
+            raise ValueError(f"histogram_scaling must be one of {sorted(HISTOGRAM_SCALINGS)}, "
+                             f"got {histogram_scaling!r}")
+        self.middle = check_levels(embedding, middle_depth, deepest=config.depth,
+                                   what="encoder layer")
         self.config: BagOfCodesConfig = config
         self.model = model.eval()
+        self.histogram_scaling = histogram_scaling
+        self._scale = HISTOGRAM_SCALINGS[histogram_scaling]
+        self.embedding = embedding
+        self.floor = LogMelEmbedder() if embedding == "2level+mel" else None
         self.timestamp_hop_ms = timestamp_hop_ms
         self.timestamp_window_ms = timestamp_window_ms
         self.max_frames = max_frames
         self.hop_frames = round(timestamp_hop_ms / frame_ms)
         self.window_frames = round(timestamp_window_ms / frame_ms)
         self.sample_rate = config.sample_rate
-        self.scene_embedding_size = config.embedding_size
-        self.timestamp_embedding_size = config.embedding_size
+        self.width = config.embedding_size + (
+            0 if self.middle is None else sum(model.middle_dims(self.middle).values()))
+        self.scene_embedding_size = self.width + (self.floor.scene_embedding_size
+                                                  if self.floor else 0)
+        self.timestamp_embedding_size = self.width + (self.floor.timestamp_embedding_size
+                                                      if self.floor else 0)
 
     @property
     def device(self) -> torch.device:
@@ -147,24 +178,37 @@ class BagOfCodesEmbedder(nn.Module):
                 units = x[:, :, idx.to(x.device)]                            # (B, mels, K, unit)
                 b, m, k, _ = units.shape
                 units = units.permute(0, 2, 1, 3).reshape(b * k, m, unit)
-                yield clips, slice(u0, u0 + k), self.model.unit_histograms(units).reshape(b, k, -1)
+                hist = self.model.unit_histograms(units, middle=self.middle)
+                yield clips, slice(u0, u0 + k), hist.reshape(b, k, -1)
 
     @torch.no_grad()
     def second_histograms(self, audio: Tensor) -> Tensor:
-        """``(n, L)`` -> ``(n, K, 4 D)``: the raw bag of codes of each second the scene embedding
-        counts (:meth:`unit_starts`), on the model's device."""
+        """``(n, L)`` -> ``(n, K, width)``: the raw bag of codes of each second the scene
+        embedding counts (:meth:`unit_starts`), then the middle level for ``2level``, on the
+        model's device."""
         audio = check_audio(audio)
         out = torch.zeros(audio.shape[0], len(self.unit_starts(audio.shape[1])),
-                          self.config.embedding_size, device=self.device)
+                          self.width, device=self.device)
         for clips, seconds, hist in self.second_blocks(audio):
             out[clips, seconds] = hist
         return out
 
+    def scaled(self, emb: Tensor) -> Tensor:
+        """``histogram_scaling`` applied to the histogram part of ``(..., width)``."""
+        if self.histogram_scaling == "counts":
+            return emb
+        d = self.config.embedding_size
+        return torch.cat([self._scale(emb[..., :d]), emb[..., d:]], dim=-1)
+
     @torch.no_grad()
     def scene_embeddings(self, audio: Tensor) -> Tensor:
-        """``(n, L)`` -> ``(n, 4 D)`` float32: per-second bag of codes over the whole clip."""
+        """``(n, L)`` -> ``(n, scene_embedding_size)`` float32: per-second bag of codes over
+        the whole clip (then the middle level, then the floor's scene, as ``embedding`` asks)."""
         audio = check_audio(audio)
-        return self.second_histograms(audio).mean(dim=1).to(audio.device)
+        scene = self.scaled(self.second_histograms(audio).mean(dim=1)).to(audio.device)
+        if self.floor is None:
+            return scene
+        return torch.cat([scene, self.floor.scene_embeddings(audio).to(scene)], dim=1)
 
     # -----------------------------------------------------------------------------------------
     # timestamps
@@ -183,15 +227,24 @@ class BagOfCodesEmbedder(nn.Module):
 
     def window_histograms(self, x: Tensor, starts: Tensor) -> Tensor:
         """Raw counts ``(B, J, 4 D)`` of windows of ``window_frames`` starting at frames
-        ``starts`` (multiples of ``hop_frames``) of ``x (B, n_mels, T)``, by cumulative sums."""
+        ``starts`` (multiples of ``hop_frames``) of ``x (B, n_mels, T)``, by cumulative sums;
+        for ``2level`` followed by each view's mean middle-layer output over the window's
+        vectors, per second of window (as the counts: divided by the window's seconds later)."""
         c, h, w = self.config, self.hop_frames, self.window_frames
-        parts = []
+        parts, means = [], []
         for view in VIEWS:
             span = c.spans[view]
-            counts = self.model.counts(self.model.codes(x, view, h))          # (B, P, D)
-            parts.append(windowed_counts(counts, (starts // h).to(x.device), stride=span // h,
-                                         n_blocks=w // span))
-        return torch.cat(parts, dim=2)
+            window = dict(starts=(starts // h).to(x.device), stride=span // h, n_blocks=w // span)
+            if self.middle is None:
+                counts = self.model.counts(self.model.codes(x, view, h))      # (B, P, D)
+            else:
+                codes, hidden = self.model.codes(x, view, h, middle=self.middle)
+                counts = self.model.counts(codes)
+                # mean over the window's vectors, times its seconds (undone with the counts')
+                vectors = c.per_position[view] * (w // span) * c.unit_frames / w
+                means.append(windowed_counts(hidden, **window) / vectors)
+            parts.append(windowed_counts(counts, **window))
+        return torch.cat(parts + means, dim=2)
 
     def timestamp_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor]]:
         """``(clips, timestamps, embeddings (clips, timestamps, 4 D))`` in blocks covering every
@@ -217,16 +270,23 @@ class BagOfCodesEmbedder(nn.Module):
                 lo, hi = int(starts[j0]), int(starts[j1 - 1]) + w
                 x = self.frames(audio[clips], lo, hi)
                 hist = self.window_histograms(x, starts[j0:j1] - lo)
-                yield clips, slice(j0, j1), hist * (1000.0 / self.timestamp_window_ms)
+                emb = self.scaled(hist * (1000.0 / self.timestamp_window_ms))
+                if self.floor is not None:
+                    mel = self.floor.frames_at(audio[clips], first_ms=0.0,
+                                               hop_ms=float(self.timestamp_hop_ms), start=j0,
+                                               stop=j1)
+                    emb = torch.cat([emb, mel.to(emb)], dim=-1)
+                yield clips, slice(j0, j1), emb
                 j0 = j1
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(n, L)`` -> embeddings ``(n, T, 4 D)`` and timestamps ``(n, T)`` ms, float32."""
+        """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n,
+        T)`` ms, float32."""
         audio = check_audio(audio)
         n = audio.shape[0]
         n_ts = self.num_timestamps(audio.shape[1])
-        out = audio.new_empty((n, n_ts, self.config.embedding_size))
+        out = audio.new_empty((n, n_ts, self.timestamp_embedding_size))
         for clips, stamps, emb in self.timestamp_blocks(audio):
             out[clips, stamps] = emb.to(out.device)
         ts = frame_timestamps(n, n_ts, first_ms=0.0, hop_ms=float(self.timestamp_hop_ms),
@@ -238,18 +298,22 @@ class BagOfCodesEmbedder(nn.Module):
                on_timestamps: Optional[TimestampSink] = None) -> Optional[Tensor]:
         """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
         embeddings go to ``on_timestamps`` block by block, in order; returns the scene
-        embedding ``(4 D,)`` (or None without ``scene``). The timestamps and the scene are two
-        passes over the clip (their windows differ). Equal to the whole-clip calls."""
+        embedding ``(scene_embedding_size,)`` (or None without ``scene``). The timestamps and
+        the scene are two passes over the clip (their windows differ; the floor's scene of
+        ``2level+mel`` a third). Equal to the whole-clip calls."""
         if on_timestamps is not None:
             for _, stamps, emb in self.timestamp_blocks(source):
                 on_timestamps(emb[0].cpu(), block_timestamps(
                     stamps.start, stamps.stop, first_ms=0.0, hop_ms=float(self.timestamp_hop_ms)))
         if not scene:
             return None
-        total = torch.zeros(self.config.embedding_size, dtype=torch.float64)
+        total = torch.zeros(self.width, dtype=torch.float64)
         for _, _, hist in self.second_blocks(source):
             total += hist[0].sum(0).double().cpu()
-        return (total / len(self.unit_starts(source.shape[1]))).float()
+        scene = self.scaled((total / len(self.unit_starts(source.shape[1]))).float())
+        if self.floor is None:
+            return scene
+        return torch.cat([scene, self.floor.stream(source, scene=True)])
 
     # -----------------------------------------------------------------------------------------
     # reference

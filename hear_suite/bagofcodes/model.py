@@ -20,7 +20,7 @@ turns spectrogram positions into codes. Decoders exist only while training (``tr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -267,34 +267,70 @@ class BagOfCodes(nn.Module):
         """``(..., input_dim)`` -> bottleneck ``(..., bottleneck)``."""
         return run_mlp(self.encoders[view], vectors)
 
-    def codes(self, x: Tensor, view: str, step: int, max_values: int = 1 << 21) -> Tensor:
+    def encode_levels(self, view: str, vectors: Tensor, middle: int) -> Tuple[Tensor, Tensor]:
+        """``(..., input_dim)`` -> bottleneck and the output of encoder layer ``middle`` (after
+        its ReLU; ``middle`` = ``depth`` is the bottleneck itself), in one pass."""
+        layers = list(self.encoders[view])
+        # layer k (1-based) ends after its Linear, ReLU and Dropout: 3 modules each
+        cut = min(3 * middle, len(layers))
+        hidden = run_mlp(nn.Sequential(*layers[:cut]), vectors)
+        return run_mlp(nn.Sequential(*layers[cut:]), hidden), hidden
+
+    def middle_dims(self, middle: int) -> Dict[str, int]:
+        """Width of encoder layer ``middle`` of each view."""
+        return {v: encoder_dims(self.config, v)[middle] for v in VIEWS}
+
+    def codes(self, x: Tensor, view: str, step: int, max_values: int = 1 << 21,
+              middle: Optional[int] = None) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         """Codes of ``view`` at every ``step`` frames of ``x (B, n_mels, T)``:
-        ``(B, P, per_position)`` int64. The vectors are cut out and encoded a run of positions
-        at a time, at most about ``max_values`` input values at once (a ``fenv`` position holds
-        12 x 800 values), so memory stays flat on long spectrograms."""
+        ``(B, P, per_position)`` int64; with ``middle``, also the sum over the position's
+        vectors of encoder layer ``middle``'s output, ``(B, P, middle_dims[view])``. The vectors
+        are cut out and encoded a run of positions at a time, at most about ``max_values`` input
+        values at once (a ``fenv`` position holds 12 x 800 values), so memory stays flat on long
+        spectrograms."""
         c = self.config
         span, dim, per = c.spans[view], c.input_dims[view], c.per_position[view]
         b, _, t = x.shape
         n_pos = max(0, (t - span) // step + 1)
         if n_pos == 0:
-            return torch.zeros(b, 0, per, dtype=torch.long, device=x.device)
+            codes = torch.zeros(b, 0, per, dtype=torch.long, device=x.device)
+            if middle is None:
+                return codes
+            return codes, x.new_zeros(b, 0, self.middle_dims(middle)[view])
         chunk = max(1, max_values // (b * per * dim))
-        out = []
+        out, hidden = [], []
         for p0 in range(0, n_pos, chunk):
             p1 = min(n_pos, p0 + chunk)
             vec = view_vectors(x[:, :, p0 * step:(p1 - 1) * step + span], c, view, step)
-            out.append(self.codebooks[view].assign(self.encode(view, vec)))
-        return torch.cat(out, dim=1)
+            if middle is None:
+                out.append(self.codebooks[view].assign(self.encode(view, vec)))
+            else:
+                z, h = self.encode_levels(view, vec, middle)
+                out.append(self.codebooks[view].assign(z))
+                hidden.append(h.sum(dim=2))
+        if middle is None:
+            return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1), torch.cat(hidden, dim=1)
 
     def counts(self, codes: Tensor) -> Tensor:
         """``(B, P, k)`` codes -> ``(B, P, D)`` float32 counts (each row sums to ``k``)."""
         out = torch.zeros(*codes.shape[:2], self.config.codebook_size, device=codes.device)
         return out.scatter_add_(2, codes, torch.ones(codes.shape, device=codes.device))
 
-    def unit_histograms(self, units: Tensor) -> Tensor:
+    def unit_histograms(self, units: Tensor, middle: Optional[int] = None) -> Tensor:
         """Bag of codes of whole seconds on the paper's grid: ``(B, n_mels, 100)`` ->
-        ``(B, 4 D)`` raw counts (per view summing to 120, 12, 10, 1)."""
+        ``(B, 4 D)`` raw counts (per view summing to 120, 12, 10, 1); with ``middle``, followed
+        by each view's mean output of encoder layer ``middle`` over the second's vectors
+        (``(B, 4 D + sum(middle_dims))``)."""
         c = self.config
         steps = {"pat": c.patch_frames, "fenv": c.unit_frames, "env": c.patch_frames,
                  "o": c.unit_frames}
-        return torch.cat([self.counts(self.codes(units, v, steps[v])).sum(1) for v in VIEWS], 1)
+        if middle is None:
+            return torch.cat([self.counts(self.codes(units, v, steps[v])).sum(1) for v in VIEWS],
+                             1)
+        hists, means = [], []
+        for v in VIEWS:
+            codes, hidden = self.codes(units, v, steps[v], middle=middle)
+            hists.append(self.counts(codes).sum(1))
+            means.append(hidden.sum(1) / c.per_unit[v])
+        return torch.cat(hists + means, 1)

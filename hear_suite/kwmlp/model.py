@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -181,6 +181,19 @@ class KWMLP(nn.Module):
         for i in order:
             x = self.blocks[i](x)
         return x.transpose(0, 1)
+
+    def forward_levels(self, mfcc: Tensor, depths: Sequence[int]) -> List[Tensor]:
+        """Tokens ``(B, tokens, dim)`` after each of ``depths`` blocks (eval mode: no block is
+        dropped), in one pass through the deepest."""
+        if self.training:
+            raise RuntimeError("forward_levels is for inference: call .eval() first")
+        levels = {d: None for d in depths}
+        x = self.forward_features(mfcc, depth=0).transpose(0, 1)
+        for i in range(max(depths)):
+            x = self.blocks[i](x)
+            if i + 1 in levels:
+                levels[i + 1] = x.transpose(0, 1)
+        return [levels[d] for d in depths]
 
     def forward_head(self, tokens: Tensor) -> Tensor:
         return self.head(self.head_norm(tokens).mean(dim=1))

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from hear_suite import frontends
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+from hear_suite.pooling import Moments
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 SAMPLE_RATE = 16000
@@ -68,12 +69,41 @@ class LogMelEmbedder(nn.Module):
         ``log_mel (clips, frames, n_mels)`` on the model's device."""
         n, length = audio.shape
         for clips, frames in chunk_slices(n, self.num_frames(length), self.max_frames):
-            # the samples frames start..stop-1 see, zeros outside the clip
-            width = (frames.stop - frames.start - 1) * HOP_LENGTH + WIN_LENGTH
-            piece = padded_chunks(audio[clips], chunk=width,
-                                  pad_front=WIN_LENGTH // 2 - frames.start * HOP_LENGTH,
-                                  start=0, stop=1)[:, 0]
-            yield clips, frames, self.frontend(piece.to(self.device)).transpose(1, 2)
+            yield clips, frames, self.frames(audio[clips], frames.start, frames.stop)
+
+    def frames(self, audio: Tensor, start: int, stop: int) -> Tensor:
+        """Log-mel frames ``start..stop-1`` (``0 <= start < stop <= num_frames``) of ``audio (n,
+        L)`` (or a :class:`~hear_suite.streaming.ClipSource`): ``(n, stop - start, 128)`` on the
+        model's device, equal to those of :meth:`blocks`."""
+        width = (stop - start - 1) * HOP_LENGTH + WIN_LENGTH
+        piece = padded_chunks(audio, chunk=width, pad_front=WIN_LENGTH // 2 - start * HOP_LENGTH,
+                              start=0, stop=1)[:, 0]
+        return self.frontend(piece.to(self.device)).transpose(1, 2)
+
+    @torch.no_grad()
+    def frames_at(self, audio: Tensor, *, first_ms: float, hop_ms: float, start: int,
+                  stop: int) -> Tensor:
+        """Another model's timestamps seen by the floor: for timestamps ``start..stop-1`` at
+        ``first_ms + j * hop_ms``, the mean of the ``max(1, round(hop_ms / 10))`` log-mel frames
+        centred on each (for a 10 ms hop, the one frame nearest to it; frames beyond the clip's
+        ends are replaced by its first or last frame). ``audio (n, L)`` (or a
+        :class:`~hear_suite.streaming.ClipSource`) -> ``(n, stop - start, 128)`` on the model's
+        device, computed ``max_frames`` frames at a time."""
+        frame_ms = 1000 * HOP_LENGTH / SAMPLE_RATE
+        span = max(1, round(hop_ms / frame_ms))
+        last = self.num_frames(audio.shape[1]) - 1
+        out = []
+        per_block = max(1, self.max_frames // (span * audio.shape[0]))
+        for j0 in range(start, stop, per_block):
+            j = torch.arange(j0, min(stop, j0 + per_block), dtype=torch.float64)
+            # the span frames centred on the timestamp (the nearest one when span is 1)
+            first = torch.floor((first_ms + j * hop_ms) / frame_ms - (span - 1) / 2 + 0.5).long()
+            idx = (first[:, None] + torch.arange(span)).clamp(0, last)      # (J, span)
+            lo, hi = int(idx.min()), int(idx.max()) + 1
+            x = self.frames(audio, lo, hi)                                   # (n, hi - lo, 128)
+            out.append(x[:, (idx - lo).reshape(-1).to(x.device)]
+                       .reshape(x.shape[0], *idx.shape, N_MELS).mean(dim=2))
+        return torch.cat(out, dim=1)
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
@@ -94,10 +124,10 @@ class LogMelEmbedder(nn.Module):
         """``(n, L)`` -> ``(n, 256)``: per mel band, the mean (first 128) and the population
         standard deviation (last 128) of the clip's log-mel frames; on the audio's device."""
         audio = check_audio(audio)
-        stats = _Moments(audio.shape[0], self.device)
+        stats = Moments(audio.shape[0], N_MELS, self.device)
         for clips, _, x in self.blocks(audio):
             stats.add(clips, x)
-        return stats.result().to(audio.device)
+        return torch.cat(stats.mean_std(), dim=1).to(audio.device)
 
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
@@ -105,7 +135,7 @@ class LogMelEmbedder(nn.Module):
         """One clip read on demand (:class:`hear_suite.streaming.ClipSource`): its timestamp
         embeddings go to ``on_timestamps`` block by block, in order; returns the scene
         embedding ``(256,)`` (or None without ``scene``). Equal to the whole-clip calls."""
-        stats = _Moments(1, self.device)
+        stats = Moments(1, N_MELS, self.device)
         hop_ms = 1000 * HOP_LENGTH / SAMPLE_RATE
         for clips, frames, x in self.blocks(source):
             if on_timestamps is not None:
@@ -113,30 +143,4 @@ class LogMelEmbedder(nn.Module):
                                                            first_ms=0.0, hop_ms=hop_ms))
             if scene:
                 stats.add(clips, x)
-        return stats.result()[0].cpu() if scene else None
-
-
-class _Moments:
-    """Per-clip count, mean and sum of squared deviations of frames, merged block by block in
-    float64 (Chan et al.'s pairwise update): ``[mean | population std]`` at the end."""
-
-    def __init__(self, n: int, device: torch.device) -> None:
-        stats = dict(dtype=torch.float64, device=device)
-        self.count = torch.zeros(n, 1, **stats)
-        self.mean = torch.zeros(n, N_MELS, **stats)
-        self.m2 = torch.zeros(n, N_MELS, **stats)  # sum of squared deviations from the mean
-
-    def add(self, clips: slice, x: Tensor) -> None:
-        """Frames ``x (clips, k, n_mels)`` of the clips ``clips``."""
-        x = x.double()
-        k = x.shape[1]
-        block_mean = x.mean(dim=1)
-        block_m2 = (x - block_mean[:, None]).square().sum(dim=1)
-        total = self.count[clips] + k
-        delta = block_mean - self.mean[clips]
-        self.m2[clips] += block_m2 + delta.square() * self.count[clips] * k / total
-        self.mean[clips] += delta * k / total
-        self.count[clips] = total
-
-    def result(self) -> Tensor:
-        return torch.cat([self.mean, (self.m2 / self.count).sqrt()], dim=1).float()
+        return torch.cat(stats.mean_std(), dim=1)[0].cpu() if scene else None
