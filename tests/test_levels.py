@@ -14,6 +14,7 @@ from hear_suite import ast as hast
 from hear_suite import bagofcodes as boc
 from hear_suite import kwmlp, logmel
 from hear_suite.bagofcodes.model import VIEWS, view_vectors
+from hear_suite.hear_api import MEL_SCALE
 
 FAMILIES = {"kwmlp": kwmlp, "ast": hast, "bagofcodes": boc}
 
@@ -53,7 +54,8 @@ def test_each_variant_begins_with_the_one_before(family):
     # the floor's part: its scene exactly, and frames at the model's timestamps
     floor = logmel.load_model()
     (emb, ts), scene = out["2level+mel"]
-    assert torch.allclose(scene[:, -256:], logmel.get_scene_embeddings(audio, floor), atol=1e-6)
+    assert torch.allclose(scene[:, -256:], MEL_SCALE * logmel.get_scene_embeddings(audio, floor),
+                          atol=1e-6)
     frames, _ = logmel.get_timestamp_embeddings(audio, floor)
     hop = float(ts[0, 1] - ts[0, 0])
     span = max(1, round(hop / 10))
@@ -61,7 +63,8 @@ def test_each_variant_begins_with_the_one_before(family):
         centre = float(ts[0, j]) / 10                        # in floor frames (10 ms apart)
         first = int(np.floor(centre - (span - 1) / 2 + 0.5))
         idx = np.clip(np.arange(first, first + span), 0, frames.shape[1] - 1)
-        assert torch.allclose(emb[:, j, -128:], frames[:, idx].mean(1), atol=1e-5), j
+        assert torch.allclose(emb[:, j, -128:], MEL_SCALE * frames[:, idx].mean(1),
+                              atol=1e-5), j
 
 
 def test_variant_batch_equals_items(family):
@@ -87,7 +90,7 @@ def test_kwmlp_2level_mel_pools_every_part_as_the_floor():
     want = torch.stack([mean, std], dim=-1).flatten(1).float()     # feature-major
     assert torch.allclose(scene[:, :256], want, atol=1e-5)
     floor = logmel.get_scene_embeddings(audio, logmel.load_model())
-    assert torch.allclose(scene[:, 256:], floor, atol=1e-6)
+    assert torch.allclose(scene[:, 256:], MEL_SCALE * floor, atol=1e-6)
 
 
 def test_kwmlp_middle_level_is_the_encoder_at_that_depth():

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.model import AST, ASTConfig, Frontend, normalize
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
-from hear_suite.hear_api import check_levels
+from hear_suite.hear_api import MEL_SCALE, check_levels
 from hear_suite.logmel.embedder import LogMelEmbedder
 from hear_suite.streaming import TimestampSink, block_timestamps
 
@@ -187,12 +187,13 @@ class ASTEmbedder(nn.Module):
     def with_mel(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
         """``emb (n, stop - start, width)`` of columns ``start..stop-1``, with the floor's
         log-mel around each column's centre appended for ``2level+mel`` (the mean of the
-        column hop's frames, :meth:`hear_suite.logmel.LogMelEmbedder.frames_at`)."""
+        column hop's frames, :meth:`hear_suite.logmel.LogMelEmbedder.frames_at`, times
+        ``MEL_SCALE``)."""
         if self.floor is None:
             return emb
         mel = self.floor.frames_at(audio, first_ms=self.first_ms, hop_ms=self.hop_ms,
                                    start=start, stop=stop)
-        return torch.cat([emb, mel.to(emb)], dim=-1)
+        return torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
 
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
@@ -216,7 +217,7 @@ class ASTEmbedder(nn.Module):
             total /= self.num_columns(source.shape[1])
         if self.floor is None:
             return total.float()
-        return torch.cat([total.float(), self.floor.stream(source, scene=True)])
+        return torch.cat([total.float(), MEL_SCALE * self.floor.stream(source, scene=True)])
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
@@ -234,4 +235,4 @@ class ASTEmbedder(nn.Module):
         scene = self.embed(audio)[0]
         if self.floor is None:
             return scene
-        return torch.cat([scene, self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)

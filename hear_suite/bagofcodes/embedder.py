@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, frame_timestamps, padded_chunks
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig
-from hear_suite.hear_api import check_levels
+from hear_suite.hear_api import MEL_SCALE, check_levels
 from hear_suite.logmel.embedder import LogMelEmbedder
 from hear_suite.streaming import TimestampSink, block_timestamps
 
@@ -42,7 +42,7 @@ TIMESTAMP_BLOCK = 8
 HISTOGRAM_SCALINGS = {"counts": lambda h: h, "sqrt": torch.sqrt, "log1p": torch.log1p}
 # Encoder layer whose mean output is the middle level of "2level": measured on the real suite
 # (results/real_suite.md, "Choosing the middle depth").
-MIDDLE_DEPTH = 3
+MIDDLE_DEPTH = 2
 
 
 def windowed_counts(counts: Tensor, starts: Tensor, *, stride: int, n_blocks: int) -> Tensor:
@@ -208,7 +208,7 @@ class BagOfCodesEmbedder(nn.Module):
         scene = self.scaled(self.second_histograms(audio).mean(dim=1)).to(audio.device)
         if self.floor is None:
             return scene
-        return torch.cat([scene, self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
 
     # -----------------------------------------------------------------------------------------
     # timestamps
@@ -275,7 +275,7 @@ class BagOfCodesEmbedder(nn.Module):
                     mel = self.floor.frames_at(audio[clips], first_ms=0.0,
                                                hop_ms=float(self.timestamp_hop_ms), start=j0,
                                                stop=j1)
-                    emb = torch.cat([emb, mel.to(emb)], dim=-1)
+                    emb = torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
                 yield clips, slice(j0, j1), emb
                 j0 = j1
 
@@ -313,7 +313,7 @@ class BagOfCodesEmbedder(nn.Module):
         scene = self.scaled((total / len(self.unit_starts(source.shape[1]))).float())
         if self.floor is None:
             return scene
-        return torch.cat([scene, self.floor.stream(source, scene=True)])
+        return torch.cat([scene, MEL_SCALE * self.floor.stream(source, scene=True)])
 
     # -----------------------------------------------------------------------------------------
     # reference

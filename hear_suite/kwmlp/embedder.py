@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, num_chunks, padded_chunks
-from hear_suite.hear_api import check_levels
+from hear_suite.hear_api import MEL_SCALE, check_levels
 from hear_suite.kwmlp.model import KWMLP, KWMLPConfig, build_frontend
 from hear_suite.logmel.embedder import LogMelEmbedder
 from hear_suite.pooling import get_scene_pooling, values_per_feature
@@ -151,12 +151,12 @@ class KWMLPEmbedder(nn.Module):
 
     def with_mel(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
         """``emb (n, stop - start, width)`` of timestamps ``start..stop-1``, with the floor's
-        log-mel frame at each appended for ``2level+mel``."""
+        log-mel frame at each appended for ``2level+mel`` (times ``MEL_SCALE``)."""
         if self.floor is None:
             return emb
         mel = self.floor.frames_at(audio, first_ms=self.hop_ms, hop_ms=self.hop_ms,
                                    start=start, stop=stop)
-        return torch.cat([emb, mel.to(emb)], dim=-1)
+        return torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
@@ -176,7 +176,7 @@ class KWMLPEmbedder(nn.Module):
         scene = self._pool(self.frame_embeddings(audio), SCENE_STEPS)
         if self.floor is None:
             return scene
-        return torch.cat([scene, self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
 
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
@@ -203,4 +203,4 @@ class KWMLPEmbedder(nn.Module):
             return None
         if self.floor is None:
             return pool.result()
-        return torch.cat([pool.result(), self.floor.stream(source, scene=True)])
+        return torch.cat([pool.result(), MEL_SCALE * self.floor.stream(source, scene=True)])
