@@ -23,14 +23,16 @@ def noise(n, length, seed=0):
     return torch.rand(n, length, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-# kwmlp's 2level+mel pools its scene by mean and std by default; one pooling for all three here
-SAME_POOLING = {"kwmlp": {"scene_pooling": "iterative_interpolation"}}
+# 2level+mel changes two defaults (kwmlp's scene pooling, bag-of-codes' histogram scaling);
+# fixed here so that the three variants differ only in their parts
+SAME_DEFAULTS = {"kwmlp": {"scene_pooling": "iterative_interpolation"},
+                 "bagofcodes": {"histogram_scaling": "counts"}}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request):
     hear = FAMILIES[request.param]
-    options = SAME_POOLING.get(request.param, {})
+    options = SAME_DEFAULTS.get(request.param, {})
     return request.param, hear, {e: hear.load_model(embedding=e, **options)
                                  for e in ("final", "2level", "2level+mel")}
 
@@ -159,6 +161,16 @@ def test_bagofcodes_histogram_scaling(scaling):
     # the middle level is not a histogram: left as it is
     two = boc.load_model(embedding="2level")
     assert torch.equal(emb_s[..., d:], boc.get_timestamp_embeddings(audio, two)[0][..., d:])
+
+
+def test_bagofcodes_2level_mel_compresses_the_counts():
+    audio = noise(2, 30000, seed=8)
+    model = boc.load_model(embedding="2level+mel")
+    assert model.histogram_scaling == "log1p" and boc.load_model().histogram_scaling == "counts"
+    d = model.config.embedding_size
+    counts = boc.get_scene_embeddings(audio, boc.load_model())
+    assert torch.allclose(boc.get_scene_embeddings(audio, model)[:, :d], torch.log1p(counts),
+                          atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -4,7 +4,7 @@
 - ``load_model(model_file_path=None, **options)``: a hear_suite ``bagofcodes`` checkpoint;
   default ``weights/bagofcodes_real.pt``. Options: ``timestamp_hop_ms`` (10, 20, 50; default 50),
   ``timestamp_window_ms`` (multiple of 100; default 1000), ``histogram_scaling`` (``counts`` |
-  ``sqrt`` | ``log1p``), ``embedding`` (``final`` | ``2level`` | ``2level+mel``; the last is also
+  ``sqrt`` | ``log1p``; ``log1p`` by default for ``2level+mel``, else ``counts``), ``embedding`` (``final`` | ``2level`` | ``2level+mel``; the last is also
   :mod:`hear_suite.bagofcodes_2levelmel`), ``middle_depth``, ``max_frames`` (memory bound).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, 4 D)`` and ``(n, T)`` ms:
   the bag of codes of the window centred on each timestamp, one every ``timestamp_hop_ms``.
