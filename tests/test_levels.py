@@ -2,7 +2,8 @@
 the modules named after them and bag-of-codes' histogram scaling: each variant begins with the
 one before it (``final`` unchanged), the middle level is the encoder's own output at that depth,
 the mel part is the floor's (frames at the model's timestamps, mean and std for scenes), and bad
-options are refused by name."""
+options are refused by name. The HEAR contract of the ``*_2levelmel`` modules (sizes, batch ==
+items, bad audio) is checked with every other module's in test_hear_contract.py."""
 import importlib
 
 import numpy as np
@@ -67,19 +68,6 @@ def test_each_variant_begins_with_the_one_before(family):
         idx = np.clip(np.arange(first, first + span), 0, frames.shape[1] - 1)
         assert torch.allclose(emb[:, j, -128:], MEL_SCALE * frames[:, idx].mean(1),
                               atol=1e-5), j
-
-
-def test_variant_batch_equals_items(family):
-    _, hear, models = family
-    audio = noise(3, 21000, seed=2)
-    model = models["2level+mel"]
-    emb, _ = hear.get_timestamp_embeddings(audio, model)
-    scene = hear.get_scene_embeddings(audio, model)
-    for i in range(3):
-        one, _ = hear.get_timestamp_embeddings(audio[i:i + 1], model)
-        assert torch.allclose(one[0], emb[i], atol=1e-5)
-        assert torch.allclose(hear.get_scene_embeddings(audio[i:i + 1], model)[0], scene[i],
-                              atol=1e-5)
 
 
 def test_kwmlp_2level_mel_pools_every_part_as_the_floor():
