@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from hear_suite.ast import pos_embed as pe
 from hear_suite.ast.model import AST, ASTConfig, Frontend, normalize
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
-from hear_suite.hear_api import MEL_SCALE, check_levels
-from hear_suite.logmel.embedder import LogMelEmbedder
+from hear_suite.hear_api import check_levels
+from hear_suite.logmel.embedder import FloorPart
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 SCENE_EMBEDDINGS = ("cls", "patch_mean")
@@ -71,17 +71,11 @@ class ASTEmbedder(nn.Module):
         self.config = c
         self.embedding = embedding
         self.depths = (c.depth,) if middle is None else (c.depth, middle)
-        self.floor = LogMelEmbedder() if embedding == "2level+mel" else None
         self.frontend = Frontend(c)
         self.encoder = encoder.eval()
         self.scene_embedding = scene_embedding
         self.max_windows = max_windows
         self.sample_rate = c.sample_rate
-        self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
-        self.timestamp_embedding_size = self.width + (self.floor.timestamp_embedding_size
-                                                      if self.floor else 0)
-        self.scene_embedding_size = self.width + (self.floor.scene_embedding_size
-                                                  if self.floor else 0)
         self.kaldi = c.frontend == "kaldi_fbank"
         frame_length = self.frontend.frame_length
         self.pad_front = 0 if self.kaldi else (c.n_fft // 2
@@ -93,6 +87,13 @@ class ASTEmbedder(nn.Module):
         self.window_step = c.window_cols * self.col_hop
         # the value of a zero fbank frame after normalisation (kaldi_fbank's padding)
         self.pad_value = float(normalize(torch.zeros(()), c))
+        # the floor's log-mel around each column centre, averaged over the column hop
+        self.mel = FloorPart(first_ms=1000.0 * self.first_centre / self.sample_rate,
+                             hop_ms=1000.0 * self.col_hop / self.sample_rate,
+                             enabled=embedding == "2level+mel")
+        self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
+        self.timestamp_embedding_size = self.width + self.mel.timestamp_size
+        self.scene_embedding_size = self.width + self.mel.scene_size
 
     @property
     def device(self) -> torch.device:
@@ -184,16 +185,6 @@ class ASTEmbedder(nn.Module):
     def first_ms(self) -> float:
         return 1000.0 * self.first_centre / self.sample_rate
 
-    def with_mel(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
-        """``emb (n, stop - start, width)`` of columns ``start..stop-1``, with the floor's
-        log-mel around each column's centre appended for ``2level+mel`` (the mean of the
-        column hop's frames, :meth:`hear_suite.logmel.LogMelEmbedder.frames_at`, times
-        ``MEL_SCALE``)."""
-        if self.floor is None:
-            return emb
-        mel = self.floor.frames_at(audio, first_ms=self.first_ms, hop_ms=self.hop_ms,
-                                   start=start, stop=stop)
-        return torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
 
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
@@ -205,7 +196,7 @@ class ASTEmbedder(nn.Module):
         total = torch.zeros(self.width, dtype=torch.float64)
         for _, columns, emb, cls in self.column_blocks(source):
             if on_timestamps is not None:
-                stamps = self.with_mel(emb, source, columns.start, columns.stop)
+                stamps = self.mel.after_timestamps(emb, source, columns.start, columns.stop)
                 on_timestamps(stamps[0].cpu(), block_timestamps(
                     columns.start, columns.stop, first_ms=self.first_ms, hop_ms=self.hop_ms))
             # cls: the windows' weighted share; patch_mean: the columns' sum
@@ -215,16 +206,14 @@ class ASTEmbedder(nn.Module):
             return None
         if self.scene_embedding == "patch_mean":
             total /= self.num_columns(source.shape[1])
-        if self.floor is None:
-            return total.float()
-        return torch.cat([total.float(), MEL_SCALE * self.floor.stream(source, scene=True)])
+        return self.mel.after_streamed_scene(total.float(), source)
 
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
         """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n,
         T)`` ms at the column centres, ``T = L // (stride_time * hop) + 1``."""
         _, cols = self.embed(audio)
-        cols = self.with_mel(cols, audio, 0, cols.shape[1])
+        cols = self.mel.after_timestamps(cols, audio, 0, cols.shape[1])
         ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=self.first_ms,
                               hop_ms=self.hop_ms, device=cols.device)
         return cols, ts
@@ -232,7 +221,4 @@ class ASTEmbedder(nn.Module):
     @torch.no_grad()
     def scene_embeddings(self, audio: Tensor) -> Tensor:
         """``(n, L)`` -> ``(n, scene_embedding_size)``."""
-        scene = self.embed(audio)[0]
-        if self.floor is None:
-            return scene
-        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return self.mel.after_scene(self.embed(audio)[0], audio)

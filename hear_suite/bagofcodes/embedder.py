@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, frame_timestamps, padded_chunks
 from hear_suite.bagofcodes.model import VIEWS, BagOfCodes, BagOfCodesConfig
-from hear_suite.hear_api import MEL_SCALE, check_levels
-from hear_suite.logmel.embedder import LogMelEmbedder
+from hear_suite.hear_api import check_levels
+from hear_suite.logmel.embedder import FloorPart
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 
@@ -116,7 +116,8 @@ class BagOfCodesEmbedder(nn.Module):
         self.histogram_scaling = histogram_scaling
         self._scale = HISTOGRAM_SCALINGS[histogram_scaling]
         self.embedding = embedding
-        self.floor = LogMelEmbedder() if embedding == "2level+mel" else None
+        self.mel = FloorPart(first_ms=0.0, hop_ms=float(timestamp_hop_ms),
+                             enabled=embedding == "2level+mel")
         self.timestamp_hop_ms = timestamp_hop_ms
         self.timestamp_window_ms = timestamp_window_ms
         self.max_frames = max_frames
@@ -125,10 +126,8 @@ class BagOfCodesEmbedder(nn.Module):
         self.sample_rate = config.sample_rate
         self.width = config.embedding_size + (
             0 if self.middle is None else sum(model.middle_dims(self.middle).values()))
-        self.scene_embedding_size = self.width + (self.floor.scene_embedding_size
-                                                  if self.floor else 0)
-        self.timestamp_embedding_size = self.width + (self.floor.timestamp_embedding_size
-                                                      if self.floor else 0)
+        self.scene_embedding_size = self.width + self.mel.scene_size
+        self.timestamp_embedding_size = self.width + self.mel.timestamp_size
 
     @property
     def device(self) -> torch.device:
@@ -214,9 +213,7 @@ class BagOfCodesEmbedder(nn.Module):
         the whole clip (then the middle level, then the floor's scene, as ``embedding`` asks)."""
         audio = check_audio(audio)
         scene = self.scaled(self.second_histograms(audio).mean(dim=1)).to(audio.device)
-        if self.floor is None:
-            return scene
-        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return self.mel.after_scene(scene, audio)
 
     # -----------------------------------------------------------------------------------------
     # timestamps
@@ -279,11 +276,7 @@ class BagOfCodesEmbedder(nn.Module):
                 x = self.frames(audio[clips], lo, hi)
                 hist = self.window_histograms(x, starts[j0:j1] - lo)
                 emb = self.scaled(hist * (1000.0 / self.timestamp_window_ms))
-                if self.floor is not None:
-                    mel = self.floor.frames_at(audio[clips], first_ms=0.0,
-                                               hop_ms=float(self.timestamp_hop_ms), start=j0,
-                                               stop=j1)
-                    emb = torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
+                emb = self.mel.after_timestamps(emb, audio[clips], j0, j1)
                 yield clips, slice(j0, j1), emb
                 j0 = j1
 
@@ -319,9 +312,7 @@ class BagOfCodesEmbedder(nn.Module):
         for _, _, hist in self.second_blocks(source):
             total += hist[0].sum(0).double().cpu()
         scene = self.scaled((total / len(self.unit_starts(source.shape[1]))).float())
-        if self.floor is None:
-            return scene
-        return torch.cat([scene, MEL_SCALE * self.floor.stream(source, scene=True)])
+        return self.mel.after_streamed_scene(scene, source)
 
     # -----------------------------------------------------------------------------------------
     # reference

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, num_chunks, padded_chunks
-from hear_suite.hear_api import MEL_SCALE, check_levels
+from hear_suite.hear_api import check_levels
 from hear_suite.kwmlp.model import KWMLP, KWMLPConfig, build_frontend
-from hear_suite.logmel.embedder import LogMelEmbedder
+from hear_suite.logmel.embedder import FloorPart
 from hear_suite.pooling import get_scene_pooling, values_per_feature
 from hear_suite.streaming import StreamingPooling, TimestampSink, block_timestamps
 
@@ -74,14 +74,14 @@ class KWMLPEmbedder(nn.Module):
         self.tap_depth = tap_depth
         self.embedding = embedding
         self.depths = (tap_depth,) if middle is None else (tap_depth, middle)
-        self.floor = LogMelEmbedder() if embedding == "2level+mel" else None
+        hop_ms = 1000 * config.hop_length / config.sample_rate
+        self.mel = FloorPart(first_ms=hop_ms, hop_ms=hop_ms, enabled=embedding == "2level+mel")
         self.max_chunks = max_chunks
         self.sample_rate = config.sample_rate
         width = config.dim * len(self.depths)      # the frame embeddings' width
-        self.timestamp_embedding_size = width + (self.floor.timestamp_embedding_size
-                                                 if self.floor else 0)
+        self.timestamp_embedding_size = width + self.mel.timestamp_size
         self.scene_embedding_size = (width * values_per_feature(scene_pooling, SCENE_STEPS)
-                                     + (self.floor.scene_embedding_size if self.floor else 0))
+                                     + self.mel.scene_size)
         # Padding that centres frame k of the padded signal on (k + 1) * hop.
         self.pad_front = config.win_length // 2 - config.hop_length
         self.pad_end = config.win_length // 2
@@ -149,22 +149,13 @@ class KWMLPEmbedder(nn.Module):
     def hop_ms(self) -> float:
         return 1000 * self.config.hop_length / self.config.sample_rate
 
-    def with_mel(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
-        """``emb (n, stop - start, width)`` of timestamps ``start..stop-1``, with the floor's
-        log-mel frame at each appended for ``2level+mel`` (times ``MEL_SCALE``)."""
-        if self.floor is None:
-            return emb
-        mel = self.floor.frames_at(audio, first_ms=self.hop_ms, hop_ms=self.hop_ms,
-                                   start=start, stop=stop)
-        return torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
-
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
         """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n, T)``
         in ms (10 ms hop)."""
         audio = check_audio(audio)
         n_ts = self.num_timestamps(audio.shape[1])
-        emb = self.with_mel(self.frame_embeddings(audio, n_ts), audio, 0, n_ts)
+        emb = self.mel.after_timestamps(self.frame_embeddings(audio, n_ts), audio, 0, n_ts)
         ts = frame_timestamps(audio.shape[0], n_ts, first_ms=self.hop_ms, hop_ms=self.hop_ms,
                               device=audio.device)
         return emb, ts
@@ -173,10 +164,7 @@ class KWMLPEmbedder(nn.Module):
     def scene_embeddings(self, audio: Tensor) -> Tensor:
         """``(n, L)`` -> ``(n, scene_embedding_size)``: the frames pooled with
         ``scene_pooling``, feature-major, then the floor's scene for ``2level+mel``."""
-        scene = self._pool(self.frame_embeddings(audio), SCENE_STEPS)
-        if self.floor is None:
-            return scene
-        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
+        return self.mel.after_scene(self._pool(self.frame_embeddings(audio), SCENE_STEPS), audio)
 
     @torch.no_grad()
     def stream(self, source, *, scene: bool = True,
@@ -194,13 +182,10 @@ class KWMLPEmbedder(nn.Module):
         for _, frames, emb in self.frame_blocks(source, keep):
             if on_timestamps is not None and frames.start < n_ts:
                 stop = min(frames.stop, n_ts)
-                stamps = self.with_mel(emb[:, :stop - frames.start], source, frames.start, stop)
+                stamps = self.mel.after_timestamps(emb[:, :stop - frames.start], source,
+                                                  frames.start, stop)
                 on_timestamps(stamps[0].cpu(),
                               block_timestamps(frames.start, stop, first_ms=hop_ms, hop_ms=hop_ms))
             if pool is not None:
                 pool.push(emb[0].cpu())
-        if pool is None:
-            return None
-        if self.floor is None:
-            return pool.result()
-        return torch.cat([pool.result(), MEL_SCALE * self.floor.stream(source, scene=True)])
+        return None if pool is None else self.mel.after_streamed_scene(pool.result(), source)

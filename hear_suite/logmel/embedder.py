@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from hear_suite import frontends
 from hear_suite.audio import check_audio, chunk_slices, frame_timestamps, padded_chunks
+from hear_suite.hear_api import MEL_SCALE
 from hear_suite.pooling import Moments
 from hear_suite.streaming import TimestampSink, block_timestamps
 
@@ -144,3 +145,39 @@ class LogMelEmbedder(nn.Module):
             if scene:
                 stats.add(clips, x)
         return torch.cat(stats.mean_std(), dim=1)[0].cpu() if scene else None
+
+
+class FloorPart(nn.Module):
+    """The floor as the last part of another model's ``2level+mel`` embeddings: its log-mel at
+    that model's timestamps (``first_ms + j * hop_ms``, :meth:`LogMelEmbedder.frames_at`) after
+    the timestamp embeddings, its scene embedding after the scene embedding, both times
+    :data:`hear_suite.hear_api.MEL_SCALE`. With ``enabled=False`` it adds nothing (the other
+    variants), so the models call it unconditionally."""
+
+    def __init__(self, *, first_ms: float, hop_ms: float, enabled: bool = True) -> None:
+        super().__init__()
+        self.floor = LogMelEmbedder() if enabled else None
+        self.first_ms, self.hop_ms = first_ms, hop_ms
+        self.timestamp_size = N_MELS if enabled else 0
+        self.scene_size = 2 * N_MELS if enabled else 0
+
+    def after_timestamps(self, emb: Tensor, audio: Tensor, start: int, stop: int) -> Tensor:
+        """``emb (n, stop - start, D)`` of timestamps ``start..stop-1`` of ``audio (n, L)`` (or
+        a :class:`~hear_suite.streaming.ClipSource`) -> ``(n, stop - start, D + 128)``."""
+        if self.floor is None:
+            return emb
+        mel = self.floor.frames_at(audio, first_ms=self.first_ms, hop_ms=self.hop_ms,
+                                   start=start, stop=stop)
+        return torch.cat([emb, MEL_SCALE * mel.to(emb)], dim=-1)
+
+    def after_scene(self, scene: Tensor, audio: Tensor) -> Tensor:
+        """``scene (n, D)`` of ``audio (n, L)`` -> ``(n, D + 256)``."""
+        if self.floor is None:
+            return scene
+        return torch.cat([scene, MEL_SCALE * self.floor.scene_embeddings(audio).to(scene)], dim=1)
+
+    def after_streamed_scene(self, scene: Tensor, source) -> Tensor:
+        """``scene (D,)`` of one streamed clip -> ``(D + 256,)`` (a pass over ``source``)."""
+        if self.floor is None:
+            return scene
+        return torch.cat([scene, MEL_SCALE * self.floor.stream(source, scene=True).to(scene)])
