@@ -182,3 +182,33 @@ def test_named_variant_modules(name):
 def test_bad_options_are_refused(name, options, match):
     with pytest.raises(ValueError, match=match):
         FAMILIES[name].load_model(**options)
+
+
+def test_probe_scaled_parts_derives_the_columns_asked(tmp_path):
+    """scripts/probe_scaled_parts.py (results/real_suite.md's scaling lines): the derived split
+    embeddings are the chosen columns, transformed then scaled, and the task files are kept."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "probe_scaled_parts.py"
+    spec = importlib.util.spec_from_file_location("probe_scaled_parts", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    src = tmp_path / "src"
+    src.mkdir()
+    x = np.random.default_rng(0).random((5, 6)).astype(np.float32)
+    np.save(src / "unused.npy", x)                     # any other file is linked as it is
+    out = np.memmap(src / "train.embeddings.npy", dtype=np.float32, mode="w+", shape=x.shape)
+    out[:] = x
+    out.flush()
+    (src / "train.embedding-dimensions.json").write_text(json.dumps(list(x.shape)))
+    script.derive(src, tmp_path / "dst", script.parse_parts("0:2*0.5,2:4!log1p*2,5:"))
+    dims = json.loads((tmp_path / "dst" / "train.embedding-dimensions.json").read_text())
+    got = np.memmap(tmp_path / "dst" / "train.embeddings.npy", dtype=np.float32, mode="r",
+                    shape=tuple(dims))
+    want = np.hstack([x[:, :2] * 0.5, np.log1p(x[:, 2:4]) * 2, x[:, 5:]])
+    assert dims == [5, 5] and np.allclose(got, want, atol=1e-6)
+    assert (tmp_path / "dst" / "unused.npy").exists()
+    with pytest.raises(SystemExit, match="unknown transform"):
+        script.parse_parts("0:2!exp")

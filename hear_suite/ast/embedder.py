@@ -88,8 +88,7 @@ class ASTEmbedder(nn.Module):
         # the value of a zero fbank frame after normalisation (kaldi_fbank's padding)
         self.pad_value = float(normalize(torch.zeros(()), c))
         # the floor's log-mel around each column centre, averaged over the column hop
-        self.mel = FloorPart(first_ms=1000.0 * self.first_centre / self.sample_rate,
-                             hop_ms=1000.0 * self.col_hop / self.sample_rate,
+        self.mel = FloorPart(first_ms=self.first_ms, hop_ms=self.hop_ms,
                              enabled=embedding == "2level+mel")
         self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
         self.timestamp_embedding_size = self.width + self.mel.timestamp_size

@@ -36,15 +36,15 @@ MIDDLE_DEPTH = 3
 # time). Measured on the real suite: with two levels pooled to 16 steps (2,048 values) the probe
 # fits them in a few epochs and stops before it has learnt the log-mel part (pitch 0.05 below
 # the floor); with mean and std (256 values) it stays within 0.02 of the floor there.
-SCENE_POOLING = {"final": "iterative_interpolation", "2level": "iterative_interpolation",
-                 "2level+mel": "mean_std"}
+DEFAULT_SCENE_POOLING = {"final": "iterative_interpolation", "2level": "iterative_interpolation",
+                         "2level+mel": "mean_std"}
 
 
 class KWMLPEmbedder(nn.Module):
     """HEAR model: ``sample_rate``, ``timestamp_embedding_size`` (dim), ``scene_embedding_size``
     (16 * dim). Options: ``scene_pooling`` (``iterative_interpolation``,
     ``single_interpolation``, ``group_mean``, ``mean_std``; default by ``embedding``,
-    :data:`SCENE_POOLING`), ``tap_depth`` (embed after block k of L, default L),
+    :data:`DEFAULT_SCENE_POOLING`), ``tap_depth`` (embed after block k of L, default L),
     ``embedding`` (``final`` | ``2level`` | ``2level+mel``, :data:`hear_suite.hear_api.EMBEDDINGS`)
     with ``middle_depth`` (block of the middle level, below ``tap_depth``), ``max_chunks`` (chunks
     encoded at once: bounds memory, not results).
@@ -63,7 +63,7 @@ class KWMLPEmbedder(nn.Module):
             raise ValueError(f"tap_depth must be an int in 1..{config.depth}, got {tap_depth!r}")
         middle = check_levels(embedding, middle_depth, deepest=tap_depth - 1, what="block")
         if scene_pooling is None:
-            scene_pooling = SCENE_POOLING[embedding]
+            scene_pooling = DEFAULT_SCENE_POOLING[embedding]
         if not isinstance(max_chunks, int) or max_chunks < 1:
             raise ValueError(f"max_chunks must be a positive int, got {max_chunks!r}")
         self.config: KWMLPConfig = config
@@ -74,8 +74,9 @@ class KWMLPEmbedder(nn.Module):
         self.tap_depth = tap_depth
         self.embedding = embedding
         self.depths = (tap_depth,) if middle is None else (tap_depth, middle)
-        hop_ms = 1000 * config.hop_length / config.sample_rate
-        self.mel = FloorPart(first_ms=hop_ms, hop_ms=hop_ms, enabled=embedding == "2level+mel")
+        # timestamps 10, 20, ... ms: first_ms = hop_ms
+        self.mel = FloorPart(first_ms=self.hop_ms, hop_ms=self.hop_ms,
+                             enabled=embedding == "2level+mel")
         self.max_chunks = max_chunks
         self.sample_rate = config.sample_rate
         width = config.dim * len(self.depths)      # the frame embeddings' width
