@@ -359,6 +359,35 @@ def test_run_options_attach_to_their_module():
         driver.parse_runs([{"module": "hear_suite.ast", "model": "nowhere.pt"}])
 
 
+def test_embeddings_of_other_weights_are_redone(tmp_path, capsys):
+    """A run's embeddings belong to one weights file: retraining the file in place (or a new
+    shipped default for a run without --model) recomputes them; the same file keeps them."""
+    from hear_suite.evaluation.driver import WEIGHTS_MARKER, _invalidate_other_weights
+    from hear_suite.evaluation.runs import Run
+
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"first training")
+    run = Run("hear_suite.kwmlp", model=str(weights))
+    root = tmp_path / "embeddings" / run.run_id
+    embedded = root / "hear_suite.kwmlp" / "task" / ".done.embeddings"
+    embedded.parent.mkdir(parents=True)
+    embedded.touch()
+    _invalidate_other_weights(run, root, "[r]")  # no record yet: adopted
+    assert embedded.exists()
+    assert json.loads((root / WEIGHTS_MARKER).read_text())["file"] == "model.pt"
+    _invalidate_other_weights(run, root, "[r]")
+    assert embedded.exists() and "recomputing" not in capsys.readouterr().out
+    weights.write_bytes(b"second training")
+    _invalidate_other_weights(run, root, "[r]")
+    assert not embedded.exists() and "recomputing" in capsys.readouterr().out
+    # the shipped default of a family's modules; none for the floor
+    from hear_suite.registry import MODELS
+
+    default = Run("hear_suite.kwmlp_2levelmel").weights_file()
+    assert default.name == MODELS["kwmlp"].weights and default.is_file()
+    assert Run("hear_suite.logmel").weights_key() is None
+
+
 # ---------------------------------------------------------------------------------------------
 # the driver, with toy plugins
 # ---------------------------------------------------------------------------------------------

@@ -30,9 +30,10 @@ embedding directory, so a resumed run still reports them).
 
 Resumable: heareval's done-markers (``.done.embeddings``, ``prediction-done.json``) make a rerun
 skip finished steps; a failed task is retried on the next run and does not stop the others.
-Embeddings whose task changed since (different ``task_metadata.json``) and predictions made with
-another grid are redone. The exit status is 1 when a step failed, 0 otherwise (missing tasks
-included).
+Embeddings whose task changed since (different ``task_metadata.json``) or that were made with
+another weights file (``<run id>/weights.json``: a run without ``--model`` follows the shipped
+default) and predictions made with another grid are redone. The exit status is 1 when a step
+failed, 0 otherwise (missing tasks included).
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ INSTALL_HINT = ("pip install -r requirements-eval.txt && "
 STACK = ("heareval", "tensorflow", "pytorch_lightning", "pkg_resources", "torchinfo", "sed_eval",
          "dcase_util", "intervaltree", "more_itertools", "pandas", "slugify", "click", "sklearn")
 PREDICT_MARKER = "hear_suite.predict.json"  # the grid a task's predictions were made with
+WEIGHTS_MARKER = "weights.json"  # name and hash of the weights file a run's embeddings came from
 COST_FILE = "hear_suite.cost.json"  # {step: {seconds, cpu_seconds, memory}} in an embedding dir
 
 
@@ -223,6 +225,25 @@ def _invalidate_stale(task_src: Path, emb_dir: Path, grid_key: Dict[str, Any], p
                 write_atomic(cost, json.dumps(kept, indent=1))
 
 
+def _invalidate_other_weights(run: Run, emb_root: Path, prefix: str) -> None:
+    """Forget a run's embeddings made with another weights file than the one it uses now, which
+    for a run without ``--model`` changes when the shipped default does. The file's name and
+    hash are kept in ``<run id>/weights.json``; embeddings from before that record existed are
+    taken to come from the current file."""
+    key = run.weights_key()
+    if key is None:
+        return
+    marker = emb_root / WEIGHTS_MARKER
+    made_with = json.loads(marker.read_text()) if marker.is_file() else key
+    if made_with != key:
+        print(f"{prefix} embeddings were made with {made_with['file']} (sha256 "
+              f"{made_with['sha256']}), not {key['file']} (sha256 {key['sha256']}); recomputing",
+              flush=True)
+        shutil.rmtree(emb_root)
+    emb_root.mkdir(parents=True, exist_ok=True)
+    write_atomic(marker, json.dumps(key))
+
+
 def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path, *,
              grid: Optional[str] = None, grid_points: Optional[int] = None,
              only: Optional[Sequence[str]] = None, cpu: bool = False, verbose: bool = False,
@@ -261,6 +282,7 @@ def evaluate(config: EvalConfig, runs: Sequence[Run], tasks_dir: Path, out: Path
     for k, run in enumerate(runs):
         prefix = f"[{run.name}]" if len(runs) == 1 else f"[{k + 1}/{len(runs)} {run.name}]"
         emb_root = out / "embeddings" / run.run_id
+        _invalidate_other_weights(run, emb_root, prefix)
         emb_dirs = {t.dir: _emb_dir(out, run, t.dir) for t in present}
         for t in present:
             _invalidate_stale(tasks_dir / t.dir, emb_dirs[t.dir], grid_key, prefix)

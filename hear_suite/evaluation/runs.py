@@ -47,6 +47,29 @@ class Run:
     def name(self) -> str:
         return self.label or self.run_id
 
+    def weights_file(self) -> Optional[Path]:
+        """The weights file the run embeds with: ``--model``, else the shipped default of the
+        module's family (``hear_suite.kwmlp_2levelmel`` -> ``kwmlp``'s); None for a module
+        without shipped weights (the floor, a plugin from elsewhere)."""
+        if self.model:
+            return Path(self.model)
+        from hear_suite.registry import MODELS
+
+        for entry in MODELS.values():
+            if entry.weights and (self.module == entry.module
+                                  or self.module.startswith(entry.module + "_")):
+                return checkpoint.default_weights(entry.weights)
+        return None
+
+    def weights_key(self) -> Optional[Dict[str, str]]:
+        """Name and content hash of :meth:`weights_file`: embeddings made with another file (a
+        retrained file in place, a new shipped default) are not this run's."""
+        path = self.weights_file()
+        if path is None:
+            return None
+        return {"file": path.name,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+
     def heareval_dir_name(self) -> str:
         """The directory heareval's embedding runner names after the module and its options."""
         if not self.options:
