@@ -16,7 +16,7 @@ class ModelEntry:
 
 MODELS: Dict[str, ModelEntry] = {
     "kwmlp": ModelEntry("kwmlp", "hear_suite.kwmlp", "kwmlp_real.pt", "hear_suite.kwmlp.train"),
-    "ast": ModelEntry("ast", "hear_suite.ast", "ast_real.pt", "hear_suite.ast.train"),
+    "ast": ModelEntry("ast", "hear_suite.ast", "ast_real128.pt", "hear_suite.ast.train"),
     "bagofcodes": ModelEntry("bagofcodes", "hear_suite.bagofcodes", "bagofcodes_real.pt",
                              "hear_suite.bagofcodes.train"),
     # the paper's classifier over bagofcodes embeddings (trains a head, not an embedding model)

@@ -2,13 +2,16 @@
 # results/real_suite.md: every embedding variant of the shipped default weights (final, 2level,
 # 2level+mel) and bag-of-codes' histogram scalings against the log-mel floor, on the real
 # recordings and the generated suite (eval_configs/real.yaml, demo probe grid). Resumable: a run
-# or task already embedded / probed is kept. About 2 h on 2 CPU cores (one thread).
+# or task already embedded / probed is kept. About 2 h on 2 CPU cores (one thread). Beside them,
+# the previous default AST (ast_real.pt, 64 bands) and the 60-epoch kwmlp and bag-of-codes of
+# scripts/train_long.sh when RUNS holds them (trained, measured, not shipped: issue 18).
 # Environment: DATA (default data; scripts/train_real.sh builds the tasks), OUT (default
-# runs/real_suite).
+# runs/real_suite), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data}
 OUT=${OUT:-runs/real_suite}
+RUNS=${RUNS:-runs}
 if [ ! -d "$DATA/suite/real_speaker_id-v1-full" ]; then
   python3 -m hear_suite.cli make-corpus real --out "$DATA/real"
   python3 -m hear_suite.cli make-tasks --out "$DATA/suite" --suite default --seed 1
@@ -29,6 +32,16 @@ done
 for s in counts sqrt; do    # 2level+mel's default is log1p
   runs+=(--module hear_suite.bagofcodes --label "bagofcodes 2level+mel $s"
          --model-options "{\"embedding\": \"2level+mel\", \"histogram_scaling\": \"$s\"}")
+done
+runs+=(--module hear_suite.ast --model ast_real.pt --label "ast_real.pt (64 bands)"
+       --module hear_suite.ast --model ast_real.pt --model-options '{"embedding": "2level+mel"}'
+       --label "ast_real.pt (64 bands) 2level+mel")
+for long in "kwmlp kwmlp_union60/kwmlp.pt" "bagofcodes boc_real60/bagofcodes.pt"; do
+  set -- $long
+  [ -f "$RUNS/$2" ] || continue
+  runs+=(--module "hear_suite.$1" --model "$RUNS/$2" --label "$1 60 epochs"
+         --module "hear_suite.$1" --model "$RUNS/$2" --model-options '{"embedding": "2level+mel"}'
+         --label "$1 60 epochs 2level+mel")
 done
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python3 -m hear_suite.cli eval --config eval_configs/real.yaml \
   --tasks-dir "$DATA/suite" --out "$OUT" "${runs[@]}"

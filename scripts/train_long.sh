@@ -4,8 +4,9 @@
 # shipped files (scripts/train_real.sh builds the corpora). Every trainer resumes from
 # RUNS/<run>/last.pt: run this again after an interruption, in as many sittings as it takes.
 # On 2 CPU cores the AST alone takes about 3 h (2.5-3 min an epoch with one thread); the three
-# run in parallel, one thread each. Then: `hear-suite eval --config eval_configs/real.yaml ...`
-# with each new file against the shipped one (results/real_suite.md).
+# run in parallel, one thread each. RUNS/ast128/ast_conditional.pt is weights/ast_real128.pt,
+# the default AST; the other two scored below the shipped files and are not shipped
+# (weights/README.md). Then: RUNS=... bash scripts/eval_variants.sh compares them all.
 # Environment: DATA (default data), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,6 +19,7 @@ from hear_suite.ast.imagenet import from_timm
 from hear_suite.ast.io import save_encoder
 from hear_suite.ast.model import AST, POS_EMBEDS, ASTConfig
 from hear_suite.checkpoint import save_checkpoint
+from hear_suite.registry import MODELS
 
 SR = 16000
 # 2 bands of 8 mel bins, 32-frame columns, 4 columns a window: tiny and fast
@@ -423,11 +424,13 @@ def load_checkpoint_provenance(path):
 
 @pytest.mark.parametrize("name, pe", [("ast_conditional.pt", "conditional"),
                                       ("ast_absolute.pt", "absolute"),
-                                      ("ast_real.pt", "conditional")])
+                                      ("ast_real.pt", "conditional"),
+                                      ("ast_real128.pt", "conditional")])
 def test_shipped_weights(name, pe):
     """Each shipped file has the positional encoding its card says, at 256-d with 320 ms
-    columns; the default is ``ast_real.pt``, the conditional-PE AST trained on real and synthetic
-    label sets (their values are pinned in tests/golden_outputs.json)."""
+    columns; the default is ``ast_real128.pt``, the conditional-PE AST on 128 mel bands (seed
+    002's input) trained on real and synthetic label sets (their values are pinned in
+    tests/golden_outputs.json)."""
     from golden import golden_audio
 
     model = ast.load_model(name)
@@ -435,8 +438,9 @@ def test_shipped_weights(name, pe):
     emb, ts = ast.get_timestamp_embeddings(golden_audio(), model)
     assert emb.shape == (2, 8, 256)
     assert torch.equal(ts[0], 320.0 * torch.arange(8, dtype=torch.float32))
-    if name == "ast_real.pt":
+    if name == MODELS["ast"].weights:
         default = ast.load_model().encoder.config
+        assert default.n_mels == 128 and (default.patch_freq, default.patch_time) == (16, 32)
         assert default == model.encoder.config
         assert {label.split(":")[0] for label in default.labels} == {
             "pitch", "drum", "kind", "sound_mixtures"}

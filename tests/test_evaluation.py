@@ -16,8 +16,8 @@ from hear_suite.corpora import music, sounds
 from hear_suite.taskgen import make_tasks
 from hear_suite.evaluation.config import load_config
 from hear_suite.evaluation.chance import CONSTANT, chance_level, task_chance
-from hear_suite.evaluation.results import (Row, mark_floor, read_metric, to_csv, to_markdown,
-                                           write_results)
+from hear_suite.evaluation.results import (Row, mark_floor, read_metric, run_colours, to_csv,
+                                           to_markdown, write_results)
 from hear_suite.tasks import read_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -284,6 +284,16 @@ def test_floor_marks_chance_column_and_legend(tmp_path):
     assert payload["floor"] == floor and payload["rows"][1]["below_floor"] is True
     assert payload["rows"][0]["chance"] == 0.25
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bar_colours_tell_runs_apart():
+    """The bar chart's runs keep the default colours up to 10 and share none up to 20 (the real
+    suite's table has 20 runs)."""
+    import matplotlib.colors as mcolors
+
+    assert run_colours(3) == ["C0", "C1", "C2"]
+    for n in (11, 20):
+        assert len({mcolors.to_hex(c) for c in run_colours(n)}) == n
 
 
 def test_chance_level():

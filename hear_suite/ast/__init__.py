@@ -1,7 +1,8 @@
 """The Audio Spectrogram Transformer with the positional encodings of seed 003, as a HEAR plugin.
 
 - ``load_model(model_file_path=None, **options)``: a hear_suite ``ast`` checkpoint (default the
-  shipped ``weights/ast_real.pt``, conditional PE, trained on real and synthetic label sets;
+  shipped ``weights/ast_real128.pt``, conditional PE on 128 mel bands, trained on real and
+  synthetic label sets; ``ast_real.pt``: the same on 64 bands, the default until issue 18;
   ``ast_conditional.pt``/``ast_absolute.pt``: the PE-study pair), or a published AST: an
   original ``.pth`` of Gong et al. (``audioset_10_10_0.4593.pth``, ...) or a Hugging Face
   ``ASTForAudioClassification`` directory (:mod:`hear_suite.ast.io`). The positional encoding,

@@ -53,7 +53,7 @@ def read_any(path: Optional[Union[str, Path]] = None, **recipe: Any) -> tuple:
 
 def load_encoder(path: Optional[Union[str, Path]] = None) -> AST:
     """An AST encoder from any checkpoint :func:`read_any` takes (default: the shipped
-    ``weights/ast_real.pt``)."""
+    ``weights/ast_real128.pt``)."""
     config, state_dict, _ = read_any(path)
     return encoder_from_state(config, state_dict, str(path or DEFAULT_WEIGHTS))
 

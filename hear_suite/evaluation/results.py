@@ -173,6 +173,17 @@ def to_markdown(rows: Sequence[Row], runs: Sequence[str], reference_name: str = 
     return "\n".join(lines) + "\n" + "".join(f"\n{line}\n" for line in legend)
 
 
+def run_colours(n: int) -> List[Any]:
+    """One bar colour per run: matplotlib's 10-colour cycle for up to 10 runs, tab20's 20
+    beyond (repeating after 20), so that no two of up to 20 runs share a colour."""
+    import matplotlib
+
+    if n <= 10:
+        return [f"C{j}" for j in range(n)]
+    palette = list(matplotlib.colormaps["tab20"].colors)
+    return [palette[j % len(palette)] for j in range(n)]
+
+
 def bar_chart_png(rows: Sequence[Row], runs: Sequence[str], title: str,
                   reference_name: str = "reference", floor: Optional[str] = None) -> bytes:
     """Grouped horizontal bars of each task's primary metric (the first listed), one bar per
@@ -191,8 +202,9 @@ def bar_chart_png(rows: Sequence[Row], runs: Sequence[str], title: str,
     height = 0.8 / max(1, len(runs))
     fig, ax = plt.subplots(figsize=(10.5, 0.9 + 0.45 * len(tasks) * max(1, len(runs)) ** 0.5))
     by_key = {(r.task, r.metric, r.run): r for r in rows}
+    colours = run_colours(len(runs))
     # legend entries of the runs are plain patches: a run's first bar may be hatched
-    handles = [Patch(facecolor=f"C{j % 10}", label=run) for j, run in enumerate(runs)]
+    handles = [Patch(facecolor=colours[j], label=run) for j, run in enumerate(runs)]
     any_below = False
     for j, run in enumerate(runs):
         ys, xs, below = [], [], []
@@ -202,7 +214,7 @@ def bar_chart_png(rows: Sequence[Row], runs: Sequence[str], title: str,
                 ys.append(i - 0.4 + height * (j + 0.5))
                 xs.append(r.score)
                 below.append(bool(floor and r.below_floor))
-        bars = ax.barh(ys, xs, height=height * 0.9, color=f"C{j % 10}")
+        bars = ax.barh(ys, xs, height=height * 0.9, color=colours[j])
         for bar, hatched in zip(bars, below):
             if hatched:
                 bar.set_hatch("////")
