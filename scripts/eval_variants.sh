@@ -33,6 +33,12 @@ for s in counts sqrt; do    # 2level+mel's default is log1p
   runs+=(--module hear_suite.bagofcodes --label "bagofcodes 2level+mel $s"
          --model-options "{\"embedding\": \"2level+mel\", \"histogram_scaling\": \"$s\"}")
 done
+# the AST's timestamp hop: 2level+mel defaults to 80 ms (four passes); 320 ms and 40 ms beside it
+runs+=(--module hear_suite.ast --model-options '{"timestamp_hop_ms": 80}' --label "ast 80 ms"
+       --module hear_suite.ast --model-options '{"embedding": "2level+mel", "timestamp_hop_ms": 320}'
+       --label "ast 2level+mel 320 ms"
+       --module hear_suite.ast --model-options '{"embedding": "2level+mel", "timestamp_hop_ms": 40}'
+       --label "ast 2level+mel 40 ms")
 runs+=(--module hear_suite.ast --model ast_real.pt --label "ast_real.pt (64 bands)"
        --module hear_suite.ast --model ast_real.pt --model-options '{"embedding": "2level+mel"}'
        --label "ast_real.pt (64 bands) 2level+mel")

@@ -418,6 +418,41 @@ def load_checkpoint_provenance(path):
     return load_checkpoint(path, "ast")["provenance"]
 
 
+def test_finer_timestamp_hop_interleaves_shifted_passes():
+    """``timestamp_hop_ms=80``: a timestamp every 80 ms (``L // 1280 + 1`` of them); every fourth
+    is the default model's column; the others are its columns of the clip advanced by 80, 160,
+    240 ms (exactly so where the skipped samples are silent, and from the second window on
+    anyway); scenes do not change; batch == item; a hop that does not divide 320 ms is refused."""
+    model = ast.load_model()
+    fine = ast.load_model(timestamp_hop_ms=80)
+    x = torch.rand(2, 7 * SR + 123, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    quiet_start = torch.cat([torch.zeros(2, 3 * 1280), x], dim=1)
+    for audio in (x, quiet_start):
+        emb, ts = ast.get_timestamp_embeddings(audio, fine)
+        n_stamps = audio.shape[1] // 1280 + 1
+        assert emb.shape == (2, n_stamps, 256)
+        assert torch.equal(ts[0], 80.0 * torch.arange(n_stamps, dtype=torch.float32))
+        want, _ = ast.get_timestamp_embeddings(audio, model)
+        assert torch.equal(emb[:, ::4], want)
+        for k in (1, 2, 3):
+            want, _ = ast.get_timestamp_embeddings(audio[:, k * 1280:], model)
+            got = emb[:, k::4]
+            assert got.shape == want.shape
+            first = 0 if audio is quiet_start else model.config.window_cols
+            assert torch.equal(got[:, first:], want[:, first:]), k
+        assert torch.equal(ast.get_scene_embeddings(audio, fine),
+                           ast.get_scene_embeddings(audio, model))
+        one, _ = ast.get_timestamp_embeddings(audio[1:], fine)
+        assert torch.equal(one, emb[1:])
+    # a clip shorter than the hop: one timestamp; 0.2 s: three (0, 80, 160 ms)
+    assert ast.get_timestamp_embeddings(x[:, :100], fine)[0].shape == (2, 1, 256)
+    assert ast.get_timestamp_embeddings(x[:, :3200], fine)[1].tolist()[0] == [0.0, 80.0, 160.0]
+    for bad in (100, 0, -80, "80", True):
+        with pytest.raises(ValueError, match="timestamp_hop_ms must divide the column hop of "
+                                             "320 ms"):
+            ast.load_model(timestamp_hop_ms=bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # shipped weights
 

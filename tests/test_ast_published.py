@@ -369,3 +369,14 @@ def test_streamed_like_the_whole_clip(oracle):
     assert torch.allclose(torch.cat(emb), want_emb[0], atol=1e-5)
     assert torch.equal(torch.cat(ts), want_ts[0])
     assert rel(scene, hast.get_scene_embeddings(x, embedder)[0]) <= 1e-5
+
+
+def test_published_models_keep_their_100_ms_timestamps(oracle):
+    """Finer timestamps are an option of hear_suite's log-mel ASTs only: a published AST already
+    has a column every 100 ms, so ``timestamp_hop_ms`` is refused with the reason and its
+    ``2level+mel`` keeps the 100 ms grid."""
+    path = str(oracle[2].parent / "hf")
+    with pytest.raises(ValueError, match="an option of hear_suite's log-mel ASTs; a published "
+                                         "AST has a timestamp every 100 ms"):
+        hast.load_model(path, timestamp_hop_ms=50)
+    assert hast.load_model(path, embedding="2level+mel").hop_ms == 100.0

@@ -97,6 +97,11 @@ MODELS = {
     # the variants' extra parts (middle level, the floor's frames and a second pass) stream too
     "kwmlp-2level+mel": lambda: (kwmlp, kwmlp.load_model(max_chunks=5, embedding="2level+mel")),
     "ast-2level+mel": lambda: (hast, hast.load_model(max_windows=2, embedding="2level+mel")),
+    # timestamps every 80 ms: four interleaved passes, in lockstep block by block
+    "ast-80ms-2level+mel": lambda: (hast, hast.load_model(max_windows=2, timestamp_hop_ms=80,
+                                                          embedding="2level+mel")),
+    "ast-160ms-patch-mean": lambda: (hast, hast.load_model(
+        max_windows=3, timestamp_hop_ms=160, scene_embedding="patch_mean")),
     "bagofcodes-2level+mel-sqrt": lambda: (boc, boc.load_model(
         max_frames=300, embedding="2level+mel", histogram_scaling="sqrt")),
 }

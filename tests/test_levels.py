@@ -24,10 +24,11 @@ def noise(n, length, seed=0):
     return torch.rand(n, length, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-# 2level+mel changes two defaults (kwmlp's scene pooling, bag-of-codes' histogram scaling);
-# fixed here so that the three variants differ only in their parts
+# 2level+mel changes three defaults (kwmlp's scene pooling, bag-of-codes' histogram scaling,
+# the AST's timestamp hop); fixed here so that the three variants differ only in their parts
 SAME_DEFAULTS = {"kwmlp": {"scene_pooling": "iterative_interpolation"},
-                 "bagofcodes": {"histogram_scaling": "counts"}}
+                 "bagofcodes": {"histogram_scaling": "counts"},
+                 "ast": {"timestamp_hop_ms": 320}}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -161,6 +162,20 @@ def test_bagofcodes_2level_mel_compresses_the_counts():
                           atol=1e-6)
 
 
+def test_ast_2level_mel_has_a_timestamp_every_80_ms():
+    """The AST's 2level+mel defaults to four passes (80 ms, the events task's measured choice);
+    its first 512 values are 2level's at those timestamps, every fourth the 320 ms ones."""
+    audio = noise(2, 16000 * 4 + 321, seed=9)
+    mel = hast.load_model(embedding="2level+mel")
+    emb, ts = hast.get_timestamp_embeddings(audio, mel)
+    assert mel.hop_ms == 80.0 and ts.shape[1] == audio.shape[1] // 1280 + 1
+    two = hast.load_model(embedding="2level", timestamp_hop_ms=80)
+    assert torch.equal(emb[..., :512], hast.get_timestamp_embeddings(audio, two)[0])
+    coarse, _ = hast.get_timestamp_embeddings(audio, hast.load_model(embedding="2level"))
+    assert torch.equal(emb[:, ::4, :512], coarse)
+    assert hast.load_model().hop_ms == 320.0                  # final: unchanged
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_named_variant_modules(name):
     module = importlib.import_module(f"hear_suite.{name}_2levelmel")
@@ -178,6 +193,7 @@ def test_named_variant_modules(name):
     ("ast", {"embedding": "2level", "middle_depth": 0}, r"middle_depth must be an int in 1\.\.3"),
     ("bagofcodes", {"embedding": "2level", "middle_depth": 4}, r"in 1\.\.3 \(the encoder layer"),
     ("bagofcodes", {"histogram_scaling": "tfidf"}, "histogram_scaling must be one of"),
+    ("ast", {"embedding": "2level+mel", "timestamp_hop_ms": 30}, "must divide the column hop"),
 ])
 def test_bad_options_are_refused(name, options, match):
     with pytest.raises(ValueError, match=match):

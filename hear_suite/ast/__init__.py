@@ -9,10 +9,12 @@
   frontend and every other hyperparameter come from the checkpoint. Options:
   ``scene_embedding`` (``cls`` | ``patch_mean``), ``embedding`` (``final`` | ``2level`` |
   ``2level+mel``; the last is also :mod:`hear_suite.ast_2levelmel`), ``middle_depth`` (default
-  three quarters of the depth), ``max_windows`` (windows encoded at once).
+  three quarters of the depth), ``max_windows`` (windows encoded at once),
+  ``timestamp_hop_ms`` (a divisor of the column hop: 160, 80, 40 ms; one encoder pass per step).
 - ``get_timestamp_embeddings(audio, model)``: ``(n, L)`` -> ``(n, T, dim)`` and ``(n, T)`` ms, one
   embedding per patch column at the column's centre (every 320 ms for the shipped models, every
-  100 ms from 87.5 ms for the published ones).
+  100 ms from 87.5 ms for the published ones); with ``timestamp_hop_ms`` (default 80 ms for
+  ``2level+mel``) also between them, from shifted passes.
 - ``get_scene_embeddings(audio, model)``: ``(n, L)`` -> ``(n, dim)``.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from hear_suite.ast.embedder import ASTEmbedder
 from hear_suite.ast.io import load_encoder
 from hear_suite.ast.model import AST, ASTConfig
 
-OPTIONS = {"scene_embedding", "embedding", "middle_depth", "max_windows"}
+OPTIONS = {"scene_embedding", "embedding", "middle_depth", "max_windows", "timestamp_hop_ms"}
 
 __all__ = ["load_model", "get_timestamp_embeddings", "get_scene_embeddings", "ASTEmbedder",
            "AST", "ASTConfig"]

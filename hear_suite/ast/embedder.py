@@ -22,7 +22,13 @@ time (memory is bounded by ``max_windows``, not by the length). The model itself
 grid (``AST.forward_features``); windowing keeps the grid the one it was trained on.
 
 - timestamp embeddings: per column, the output patch tokens of that column averaged over the
-  frequency bands: ``(n, columns, dim)``; timestamps at the column centres.
+  frequency bands: ``(n, columns, dim)``; timestamps at the column centres. With
+  ``timestamp_hop_ms`` h (a divisor of the column hop, log-mel models only) the encoder also runs
+  on the clip advanced by h, 2 h, ... samples' worth: pass k's column c is centred on
+  ``c * column hop + k * h``, and the passes interleaved give a timestamp every h ms. Pass k is
+  the model's columns of ``audio[:, k * h:]`` that still see the skipped samples as context (the
+  same values from its second window on, or where those samples are silent). Scenes come from
+  pass 0 only.
 - scene embedding (``scene_embedding``): ``"cls"`` (default) the output of the CLS token (mean of
   CLS and distillation token when there is one) averaged over the windows, weighted by their
   real columns; ``"patch_mean"`` the mean of all timestamp embeddings instead.
@@ -30,6 +36,7 @@ grid (``AST.forward_features``); windowing keeps the grid the one it was trained
 from __future__ import annotations
 
 import math
+from itertools import zip_longest
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -43,6 +50,11 @@ from hear_suite.logmel.embedder import FloorPart
 from hear_suite.streaming import TimestampSink, block_timestamps
 
 SCENE_EMBEDDINGS = ("cls", "patch_mean")
+# ``2level+mel``'s default: four passes, a timestamp every quarter column (80 ms for the shipped
+# models). Measured on gen_sound_events (onset F within 200 ms; the floor's 10 ms frames: 0.336):
+# 0.256 with one pass (320 ms), 0.824 with four, 0.870 with eight (40 ms), for 4x / 8x the cost
+# of timestamp embeddings; results/real_suite.md.
+MEL_VARIANT_PASSES = 4
 
 
 class ASTEmbedder(nn.Module):
@@ -51,13 +63,17 @@ class ASTEmbedder(nn.Module):
     ``2level`` | ``2level+mel``, :data:`hear_suite.hear_api.EMBEDDINGS`) with ``middle_depth``
     (block of the middle level; default three quarters of the depth: 3 of the shipped models'
     4, measured, see results/real_suite.md; 9 of ViT-Base's 12, not measured),
-    ``max_windows`` (windows encoded at once: bounds memory, not results).
+    ``max_windows`` (windows encoded at once: bounds memory, not results), ``timestamp_hop_ms``
+    (default: the column hop, 320 ms for the shipped models, and a quarter of it for
+    ``2level+mel``, :data:`MEL_VARIANT_PASSES`; a divisor such as 160, 80 or 40 costs one
+    encoder pass per step of the column hop, for timestamp embeddings only).
 
     Sizes: ``final`` dim per timestamp and per scene, ``2level`` 2 dim, ``2level+mel`` 2 dim +
     128 per timestamp and 2 dim + 256 per scene (the shipped models: 256 / 512 / 640 and 768)."""
 
     def __init__(self, encoder: AST, *, scene_embedding: str = "cls", embedding: str = "final",
-                 middle_depth: Optional[int] = None, max_windows: int = 16) -> None:
+                 middle_depth: Optional[int] = None, max_windows: int = 16,
+                 timestamp_hop_ms: Optional[float] = None) -> None:
         super().__init__()
         if scene_embedding not in SCENE_EMBEDDINGS:
             raise ValueError(f"scene_embedding must be one of {SCENE_EMBEDDINGS}, "
@@ -66,7 +82,7 @@ class ASTEmbedder(nn.Module):
             raise ValueError(f"max_windows must be a positive int, got {max_windows!r}")
         c: ASTConfig = encoder.config
         if middle_depth is None:
-            middle_depth = max(1, round(0.75 * c.depth))
+            middle_depth = min(c.depth - 1, max(1, round(0.75 * c.depth)))
         middle = check_levels(embedding, middle_depth, deepest=c.depth - 1, what="block")
         self.config = c
         self.embedding = embedding
@@ -85,6 +101,8 @@ class ASTEmbedder(nn.Module):
         self.first_centre = ((c.patch_time - 1) * c.hop_length + frame_length) / 2 - self.pad_front
         self.window_samples = (c.window_frames - 1) * c.hop_length + frame_length
         self.window_step = c.window_cols * self.col_hop
+        self.shifts = self._shifts(timestamp_hop_ms, embedding)  # encoder passes per timestamp
+        self.stamp_hop = self.col_hop // self.shifts      # samples between timestamps
         # the value of a zero fbank frame after normalisation (kaldi_fbank's padding)
         self.pad_value = float(normalize(torch.zeros(()), c))
         # the floor's log-mel around each column centre, averaged over the column hop
@@ -93,6 +111,21 @@ class ASTEmbedder(nn.Module):
         self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
         self.timestamp_embedding_size = self.width + self.mel.timestamp_size
         self.scene_embedding_size = self.width + self.mel.scene_size
+
+    def _shifts(self, hop_ms: Optional[float], embedding: str) -> int:
+        if hop_ms is None:
+            return MEL_VARIANT_PASSES if embedding == "2level+mel" and not self.kaldi else 1
+        col_ms = 1000.0 * self.col_hop / self.sample_rate
+        if self.kaldi:
+            raise ValueError("timestamp_hop_ms is an option of hear_suite's log-mel ASTs; a "
+                             f"published AST has a timestamp every {col_ms:g} ms")
+        hop = (hop_ms * self.sample_rate / 1000.0
+               if isinstance(hop_ms, (int, float)) and not isinstance(hop_ms, bool) else 0.0)
+        if not (hop > 0 and hop == int(hop) and self.col_hop % int(hop) == 0):
+            raise ValueError(f"timestamp_hop_ms must divide the column hop of {col_ms:g} ms into "
+                             f"whole samples (e.g. {col_ms:g}, {col_ms / 2:g}, {col_ms / 4:g}), "
+                             f"got {hop_ms!r}")
+        return self.col_hop // int(hop)
 
     @property
     def device(self) -> torch.device:
@@ -107,18 +140,21 @@ class ASTEmbedder(nn.Module):
     def num_windows(self, n_samples: int) -> int:
         return math.ceil(self.num_columns(n_samples) / self.config.window_cols)
 
-    def window_audio(self, audio: Tensor, start: int, stop: int) -> Tensor:
-        """The samples windows ``start..stop-1`` see (zeros outside the clip): ``(n, L)`` ->
-        ``(n, stop - start, window_samples)`` on the model's device."""
+    def window_audio(self, audio: Tensor, start: int, stop: int, shift: int = 0) -> Tensor:
+        """The samples windows ``start..stop-1`` see (zeros outside the clip) of the clip
+        advanced by ``shift`` samples: ``(n, L)`` -> ``(n, stop - start, window_samples)`` on the
+        model's device."""
         lo = start * self.window_step
         hi = (stop - 1) * self.window_step + self.window_samples
-        seg = padded_chunks(audio, chunk=1, pad_front=self.pad_front, start=lo, stop=hi)[..., 0]
+        seg = padded_chunks(audio, chunk=1, pad_front=self.pad_front - shift, start=lo,
+                            stop=hi)[..., 0]
         return seg.to(self.device).unfold(-1, self.window_samples, self.window_step)
 
-    def window_features(self, audio: Tensor, start: int, stop: int) -> Tensor:
-        """Normalised log-mel of windows ``start..stop-1``: ``(n, L)`` ->
-        ``(n, stop - start, n_mels, window_frames)`` on the model's device."""
-        seg = self.window_audio(audio, start, stop)
+    def window_features(self, audio: Tensor, start: int, stop: int, shift: int = 0) -> Tensor:
+        """Normalised log-mel of windows ``start..stop-1`` (of the clip advanced by ``shift``
+        samples): ``(n, L)`` -> ``(n, stop - start, n_mels, window_frames)`` on the model's
+        device."""
+        seg = self.window_audio(audio, start, stop, shift)
         mel = self.frontend(seg.reshape(-1, self.window_samples))
         mel = mel.reshape(*seg.shape[:2], *mel.shape[1:])
         if self.kaldi:  # frames past the clip's whole frames: zero fbank, as the original pads
@@ -142,17 +178,20 @@ class ASTEmbedder(nn.Module):
         cols = pe.tokens_to_grid(tokens[:, c.num_prefix:], grid, c.order).mean(dim=2)
         return tokens[:, :c.num_prefix].mean(dim=1), cols.transpose(1, 2)
 
-    def column_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, slice, Tensor, Tensor]]:
+    def column_blocks(self, audio: Tensor, shift: int = 0
+                      ) -> Iterator[Tuple[slice, slice, Tensor, Tensor]]:
         """``(clips, columns, column embeddings (clips, columns, dim), CLS share (clips, dim))``
         in blocks of ``max_windows`` windows covering ``audio (n, L)`` (or a
-        :class:`~hear_suite.streaming.ClipSource`) in order, on the model's device. The CLS
-        shares of a clip's blocks sum to its ``cls`` scene embedding (window CLS outputs
-        weighted by their real columns)."""
+        :class:`~hear_suite.streaming.ClipSource`) advanced by ``shift`` samples, in order, on
+        the model's device. The CLS shares of a clip's blocks sum to its ``cls`` scene embedding
+        (window CLS outputs weighted by their real columns)."""
         n, length = audio.shape
+        if shift > length:        # no column centre left in the clip
+            return
         wc = self.config.window_cols
-        n_cols, n_win = self.num_columns(length), self.num_windows(length)
+        n_cols, n_win = self.num_columns(length - shift), self.num_windows(length - shift)
         for clips, wins in chunk_slices(n, n_win, self.max_windows):
-            mel = self.window_features(audio[clips], wins.start, wins.stop)
+            mel = self.window_features(audio[clips], wins.start, wins.stop, shift)
             bn, bw = mel.shape[:2]
             cls, emb = self.embed_windows(mel.flatten(0, 1))
             cls, emb = cls.reshape(bn, bw, -1), emb.reshape(bn, bw * wc, -1)
@@ -176,9 +215,34 @@ class ASTEmbedder(nn.Module):
             scene = cols.mean(dim=1)
         return scene, cols
 
+    def num_timestamps(self, n_samples: int) -> int:
+        return (n_samples // self.stamp_hop + 1) if self.shifts > 1 else self.num_columns(n_samples)
+
+    def timestamp_blocks(self, audio: Tensor) -> Iterator[Tuple[slice, Tensor, Tensor]]:
+        """One clip (``audio (1, L)`` or a ClipSource) in blocks of ``max_windows`` windows:
+        ``(timestamps, their embeddings (1, T_block, width), CLS share (1, width))``, the
+        passes of ``timestamp_hop_ms`` interleaved (pass k's column c is timestamp c * shifts +
+        k; the valid timestamps ``t * stamp_hop <= L`` are contiguous, so each block is too)."""
+        s = self.shifts
+        if s == 1:
+            for _, columns, emb, cls in self.column_blocks(audio):
+                yield columns, emb, cls
+            return
+        passes = [self.column_blocks(audio, shift=k * self.stamp_hop) for k in range(s)]
+        for blocks in zip_longest(*passes):
+            _, columns, emb, cls = blocks[0]
+            t0 = columns.start * s
+            t1 = max((b[1].stop - 1) * s + k + 1 for k, b in enumerate(blocks) if b is not None)
+            out = emb.new_empty((emb.shape[0], t1 - t0, emb.shape[2]))
+            for k, b in enumerate(blocks):
+                if b is not None:
+                    out[:, b[1].start * s + k - t0::s] = b[2]
+            yield slice(t0, t1), out, cls
+
     @property
     def hop_ms(self) -> float:
-        return 1000.0 * self.col_hop / self.sample_rate
+        """Milliseconds between timestamps."""
+        return 1000.0 * self.stamp_hop / self.sample_rate
 
     @property
     def first_ms(self) -> float:
@@ -193,13 +257,14 @@ class ASTEmbedder(nn.Module):
         embedding ``(scene_embedding_size,)`` (or None without ``scene``). Equal to the
         whole-clip calls (the floor's scene of ``2level+mel`` is a second pass over the source)."""
         total = torch.zeros(self.width, dtype=torch.float64)
-        for _, columns, emb, cls in self.column_blocks(source):
+        s = self.shifts
+        for stamps, emb, cls in self.timestamp_blocks(source):
             if on_timestamps is not None:
-                stamps = self.mel.after_timestamps(emb, source, columns.start, columns.stop)
-                on_timestamps(stamps[0].cpu(), block_timestamps(
-                    columns.start, columns.stop, first_ms=self.first_ms, hop_ms=self.hop_ms))
-            # cls: the windows' weighted share; patch_mean: the columns' sum
-            total += (emb[0].cpu().sum(0) if self.scene_embedding == "patch_mean"
+                out = self.mel.after_timestamps(emb, source, stamps.start, stamps.stop)
+                on_timestamps(out[0].cpu(), block_timestamps(
+                    stamps.start, stamps.stop, first_ms=self.first_ms, hop_ms=self.hop_ms))
+            # cls: the windows' weighted share; patch_mean: the (pass 0) columns' sum
+            total += (emb[0, ::s].cpu().sum(0) if self.scene_embedding == "patch_mean"
                       else cls[0].cpu()).double()
         if not scene:
             return None
@@ -210,8 +275,18 @@ class ASTEmbedder(nn.Module):
     @torch.no_grad()
     def timestamp_embeddings(self, audio: Tensor) -> Tuple[Tensor, Tensor]:
         """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n,
-        T)`` ms at the column centres, ``T = L // (stride_time * hop) + 1``."""
-        _, cols = self.embed(audio)
+        T)`` ms at the column centres, ``T = L // (stride_time * hop) + 1`` (``L // h + 1`` for
+        ``timestamp_hop_ms`` h)."""
+        if self.shifts == 1:
+            _, cols = self.embed(audio)
+        else:
+            audio = check_audio(audio)
+            n, length = audio.shape
+            cols = audio.new_empty((n, self.num_timestamps(length), self.width))
+            for k in range(self.shifts):
+                for clips, columns, emb, _ in self.column_blocks(audio, shift=k * self.stamp_hop):
+                    cols[clips, columns.start * self.shifts + k::self.shifts][:, :emb.shape[1]] = \
+                        emb.to(cols.device)
         cols = self.mel.after_timestamps(cols, audio, 0, cols.shape[1])
         ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=self.first_ms,
                               hop_ms=self.hop_ms, device=cols.device)
