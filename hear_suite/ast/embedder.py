@@ -105,7 +105,7 @@ class ASTEmbedder(nn.Module):
         self.stamp_hop = self.col_hop // self.shifts      # samples between timestamps
         # the value of a zero fbank frame after normalisation (kaldi_fbank's padding)
         self.pad_value = float(normalize(torch.zeros(()), c))
-        # the floor's log-mel around each column centre, averaged over the column hop
+        # the floor's log-mel around each timestamp, averaged over the timestamp hop
         self.mel = FloorPart(first_ms=self.first_ms, hop_ms=self.hop_ms,
                              enabled=embedding == "2level+mel")
         self.width = c.dim * len(self.depths)       # the encoder's part of an embedding
