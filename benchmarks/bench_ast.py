@@ -1,13 +1,15 @@
 """Benchmark hear_suite.ast: throughput and peak memory of the shipped (small) model.
 
     python benchmarks/bench_ast.py [--device cpu|cuda] [--weights PATH] [--repeats 3]
-        [--max-windows 16]
+        [--max-windows 16] [--model-options '{"embedding": "2level+mel"}']
 
 Prints:
 - throughput: audio seconds embedded per wall second for 16 clips of 10 s, timestamp and scene
   embeddings (medians of ``--repeats`` rounds, each timing all three back to back; the ratio is
   the median of the rounds' ratios), against the reference in the same run: the way a plain
-  wrapper around a fixed-length AST embeds, one clip and one window at a time (checked equal);
+  wrapper around a fixed-length AST embeds, one clip and one window at a time (checked equal;
+  one pass per column, so with ``timestamp_hop_ms`` or ``2level+mel``'s 80 ms the timestamp
+  ratio counts the extra passes too);
 - peak extra memory while embedding one 20-minute clip (timestamp, then scene), measured in a
   fresh process: peak RSS above the level after loading the model and the audio (CPU), or peak
   allocated above the level before (CUDA);
@@ -56,9 +58,14 @@ def reference_embeddings(model, audio: torch.Tensor):
     return torch.stack(scenes), torch.stack(columns)
 
 
+def load(args: argparse.Namespace):
+    return ast.load_model(args.weights, max_windows=args.max_windows,
+                          **json.loads(args.model_options)).to(args.device)
+
+
 def peak_memory_child(args: argparse.Namespace) -> None:
     """In a fresh process: print the extra peak memory (MB) of one clip of ``--child-minutes``."""
-    model = ast.load_model(args.weights, max_windows=args.max_windows).to(args.device)
+    model = load(args)
     audio = torch.rand(1, int(args.child_minutes * 60 * SR),
                        generator=torch.Generator().manual_seed(0)) * 2 - 1
     audio = audio.to(args.device)
@@ -72,7 +79,8 @@ def peak_memory_child(args: argparse.Namespace) -> None:
 def peak_memory(args: argparse.Namespace, minutes: float) -> dict:
     argv = child_argv(__file__, "--child-minutes", str(minutes), device=args.device,
                       weights=args.weights)
-    return in_fresh_process(argv + ["--max-windows", str(args.max_windows)])
+    return in_fresh_process(argv + ["--max-windows", str(args.max_windows),
+                                    "--model-options", args.model_options])
 
 
 def main() -> None:
@@ -81,15 +89,17 @@ def main() -> None:
     p.add_argument("--weights", default=None, help="checkpoint (default: shipped weights)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-windows", type=int, default=16)
+    p.add_argument("--model-options", default="{}", help="load_model options, JSON")
     p.add_argument("--child-minutes", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_minutes is not None:
         return peak_memory_child(args)
-    model = ast.load_model(args.weights, max_windows=args.max_windows).to(args.device)
+    model = load(args)
     c = model.config
     print(f"hear_suite.ast {c.pos_embed}: {c.depth} x {c.dim}, {num_parameters(model.encoder):,} "
-          f"parameters, {c.window_frames}-frame windows; {args.device}, "
-          f"{torch.get_num_threads()} threads, max_windows {args.max_windows}")
+          f"parameters, {c.window_frames}-frame windows, {model.embedding}, timestamps every "
+          f"{model.hop_ms:g} ms; {args.device}, {torch.get_num_threads()} threads, max_windows "
+          f"{args.max_windows}")
     audio = (torch.rand(16, 10 * SR, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     audio = audio.to(args.device)
     ref_scene, ref_cols = reference_embeddings(model, audio)
