@@ -43,11 +43,11 @@ runs+=(--module hear_suite.ast --model ast_real.pt --label "ast_real.pt (64 band
        --module hear_suite.ast --model ast_real.pt --model-options '{"embedding": "2level+mel"}'
        --label "ast_real.pt (64 bands) 2level+mel")
 for long in "kwmlp kwmlp_union60/kwmlp.pt" "bagofcodes boc_real60/bagofcodes.pt"; do
-  set -- $long
-  [ -f "$RUNS/$2" ] || continue
-  runs+=(--module "hear_suite.$1" --model "$RUNS/$2" --label "$1 60 epochs"
-         --module "hear_suite.$1" --model "$RUNS/$2" --model-options '{"embedding": "2level+mel"}'
-         --label "$1 60 epochs 2level+mel")
+  read -r family file <<< "$long"
+  [ -f "$RUNS/$file" ] || continue
+  runs+=(--module "hear_suite.$family" --model "$RUNS/$file" --label "$family 60 epochs"
+         --module "hear_suite.$family" --model "$RUNS/$file"
+         --model-options '{"embedding": "2level+mel"}' --label "$family 60 epochs 2level+mel")
 done
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python3 -m hear_suite.cli eval --config eval_configs/real.yaml \
   --tasks-dir "$DATA/suite" --out "$OUT" "${runs[@]}"

@@ -224,10 +224,6 @@ class ASTEmbedder(nn.Module):
         passes of ``timestamp_hop_ms`` interleaved (pass k's column c is timestamp c * shifts +
         k; the valid timestamps ``t * stamp_hop <= L`` are contiguous, so each block is too)."""
         s = self.shifts
-        if s == 1:
-            for _, columns, emb, cls in self.column_blocks(audio):
-                yield columns, emb, cls
-            return
         passes = [self.column_blocks(audio, shift=k * self.stamp_hop) for k in range(s)]
         for blocks in zip_longest(*passes):
             _, columns, emb, cls = blocks[0]
@@ -277,16 +273,13 @@ class ASTEmbedder(nn.Module):
         """``(n, L)`` -> embeddings ``(n, T, timestamp_embedding_size)`` and timestamps ``(n,
         T)`` ms at the column centres, ``T = L // (stride_time * hop) + 1`` (``L // h + 1`` for
         ``timestamp_hop_ms`` h)."""
-        if self.shifts == 1:
-            _, cols = self.embed(audio)
-        else:
-            audio = check_audio(audio)
-            n, length = audio.shape
-            cols = audio.new_empty((n, self.num_timestamps(length), self.width))
-            for k in range(self.shifts):
-                for clips, columns, emb, _ in self.column_blocks(audio, shift=k * self.stamp_hop):
-                    cols[clips, columns.start * self.shifts + k::self.shifts][:, :emb.shape[1]] = \
-                        emb.to(cols.device)
+        audio = check_audio(audio)
+        n, length = audio.shape
+        s = self.shifts
+        cols = audio.new_empty((n, self.num_timestamps(length), self.width))
+        for k in range(s):  # pass k's column c is timestamp c * s + k
+            for clips, columns, emb, _ in self.column_blocks(audio, shift=k * self.stamp_hop):
+                cols[clips, columns.start * s + k::s][:, :emb.shape[1]] = emb.to(cols.device)
         cols = self.mel.after_timestamps(cols, audio, 0, cols.shape[1])
         ts = frame_timestamps(cols.shape[0], cols.shape[1], first_ms=self.first_ms,
                               hop_ms=self.hop_ms, device=cols.device)
